@@ -1,0 +1,328 @@
+// Module entry: argument parsing, error messages, and the runtime functions (version, threads,
+// devices, seeds, grad mode, buffers). The tensor ops themselves are in ops.cc.
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/GradMode.h>
+#include <torch/version.h>
+
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+
+#include "bind.h"
+
+#ifndef EMBTUNE_LIBTORCH_ROOT
+#define EMBTUNE_LIBTORCH_ROOT "unknown"
+#endif
+
+namespace embtune {
+
+// ---------------------------------------------------------------- argument parsing
+
+void Args::need(size_t i, const char* what) const {
+  if (i >= info_.Length() || info_[i].IsUndefined() || info_[i].IsNull()) {
+    throw std::invalid_argument(std::string("argument ") + std::to_string(i) + " is missing (expected " + what + ")");
+  }
+}
+
+const at::Tensor& Args::tensor(size_t i) const {
+  need(i, "a Tensor");
+  return TensorHandle::From(env_, info_[i])->tensor();
+}
+
+std::optional<at::Tensor> Args::optTensor(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return tensor(i);
+}
+
+std::vector<at::Tensor> Args::tensorList(size_t i) const {
+  need(i, "an array of Tensors");
+  if (!info_[i].IsArray()) throw std::invalid_argument("argument " + std::to_string(i) + " must be an array of Tensors");
+  Napi::Array arr = info_[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) out.push_back(TensorHandle::From(env_, arr.Get(k))->tensor());
+  return out;
+}
+
+int64_t Args::i64(size_t i) const {
+  need(i, "an integer");
+  if (info_[i].IsBigInt()) {
+    bool lossless = true;
+    return info_[i].As<Napi::BigInt>().Int64Value(&lossless);
+  }
+  if (!info_[i].IsNumber()) throw std::invalid_argument("argument " + std::to_string(i) + " must be an integer");
+  double v = info_[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || std::floor(v) != v) throw std::invalid_argument("argument " + std::to_string(i) + " must be an integer, got " + std::to_string(v));
+  return static_cast<int64_t>(v);
+}
+
+std::optional<int64_t> Args::optI64(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return i64(i);
+}
+
+double Args::f64(size_t i) const {
+  need(i, "a number");
+  if (!info_[i].IsNumber()) throw std::invalid_argument("argument " + std::to_string(i) + " must be a number");
+  return info_[i].As<Napi::Number>().DoubleValue();
+}
+
+std::optional<double> Args::optF64(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return f64(i);
+}
+
+bool Args::boolean(size_t i, bool fallback) const {
+  if (!has(i)) return fallback;
+  return info_[i].ToBoolean().Value();
+}
+
+std::string Args::str(size_t i) const {
+  need(i, "a string");
+  if (!info_[i].IsString()) throw std::invalid_argument("argument " + std::to_string(i) + " must be a string");
+  return info_[i].As<Napi::String>().Utf8Value();
+}
+
+std::vector<int64_t> Args::intList(size_t i) const {
+  need(i, "an array of integers");
+  if (info_[i].IsNumber()) return {i64(i)};
+  if (!info_[i].IsArray()) throw std::invalid_argument("argument " + std::to_string(i) + " must be an array of integers");
+  Napi::Array arr = info_[i].As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    Napi::Value v = arr.Get(k);
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(d) || std::floor(d) != d) throw std::invalid_argument("argument " + std::to_string(i) + " must hold integers only");
+    out[k] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+std::optional<std::vector<int64_t>> Args::optIntList(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return intList(i);
+}
+
+at::Scalar Args::scalar(size_t i) const {
+  need(i, "a number");
+  Napi::Value v = info_[i];
+  if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    return at::Scalar(static_cast<int64_t>(v.As<Napi::BigInt>().Int64Value(&lossless)));
+  }
+  if (!v.IsNumber()) throw std::invalid_argument("argument " + std::to_string(i) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  // A JS number that is a whole value within 2^53 behaves like a Python int (keeps integer
+  // tensors integral); any other value is a Python float.
+  if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) <= 9007199254740992.0) return at::Scalar(static_cast<int64_t>(d));
+  return at::Scalar(d);
+}
+
+std::optional<at::Scalar> Args::optScalar(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return scalar(i);
+}
+
+at::ScalarType Args::dtype(size_t i) const {
+  int64_t code = i64(i);
+  if (code < 0 || code >= static_cast<int64_t>(at::ScalarType::NumOptions)) throw std::invalid_argument("unknown dtype code " + std::to_string(code));
+  return static_cast<at::ScalarType>(code);
+}
+
+std::optional<at::ScalarType> Args::optDtype(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return dtype(i);
+}
+
+at::Device Args::device(size_t i) const { return at::Device(str(i)); }
+
+std::optional<at::Device> Args::optDevice(size_t i) const {
+  if (!has(i)) return std::nullopt;
+  return device(i);
+}
+
+// ---------------------------------------------------------------- error messages
+
+namespace {
+
+std::string DescribeValue(Napi::Env env, Napi::Value v, int depth) {
+  std::ostringstream os;
+  if (TensorHandle::IsHandle(env, v)) {
+    auto* h = Napi::ObjectWrap<TensorHandle>::Unwrap(v.As<Napi::Object>());
+    if (h->disposed()) return "Tensor(disposed)";
+    const at::Tensor& t = h->tensor();
+    os << "Tensor" << t.sizes() << " " << c10::toString(t.scalar_type());
+    if (!t.device().is_cpu()) os << " " << t.device();
+    return os.str();
+  }
+  if (v.IsArray() && depth < 1) {
+    Napi::Array arr = v.As<Napi::Array>();
+    os << "[";
+    for (uint32_t k = 0; k < arr.Length() && k < 8; ++k) os << (k ? ", " : "") << DescribeValue(env, arr.Get(k), depth + 1);
+    if (arr.Length() > 8) os << ", …";
+    os << "]";
+    return os.str();
+  }
+  if (v.IsNumber()) {
+    os << v.As<Napi::Number>().DoubleValue();
+    return os.str();
+  }
+  if (v.IsString()) return "'" + v.As<Napi::String>().Utf8Value() + "'";
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
+  if (v.IsUndefined() || v.IsNull()) return "None";
+  return v.IsArray() ? "[…]" : "object";
+}
+
+}  // namespace
+
+std::string DescribeArgs(const Napi::CallbackInfo& info) {
+  size_t last = info.Length();
+  while (last > 0 && (info[last - 1].IsUndefined() || info[last - 1].IsNull())) --last;
+  std::string out;
+  for (size_t i = 0; i < last; ++i) out += (i ? ", " : "") + DescribeValue(info.Env(), info[i], 0);
+  return out;
+}
+
+void ThrowOpError(const Napi::CallbackInfo& info, const char* op, const std::string& why) {
+  std::string message = why;
+  // libtorch messages can carry a trailing newline or C++ frames; keep the human part.
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  Napi::Error err = Napi::Error::New(info.Env(), std::string(op) + "(" + DescribeArgs(info) + "): " + message);
+  err.Set("op", Napi::String::New(info.Env(), op));
+  throw err;
+}
+
+// ---------------------------------------------------------------- runtime
+
+namespace {
+
+void SetOpenBlasThreads(int n) {
+  // Debian's libtorch does its BLAS through OpenBLAS, which at::set_num_threads does not govern.
+  using SetFn = void (*)(int);
+  auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn != nullptr) fn(n);
+}
+
+int CudaDeviceCount() { return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0; }
+
+Napi::Value CopyToBuffer(Napi::Env env, const at::Tensor& t) {
+  at::Tensor host = t.detach().to(at::kCPU).contiguous();
+  size_t bytes = static_cast<size_t>(host.numel()) * host.element_size();
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, bytes);
+  if (bytes > 0) std::memcpy(buf.Data(), host.data_ptr(), bytes);
+  return buf;
+}
+
+}  // namespace
+
+void RegisterRuntime(Napi::Env env, Napi::Object exports) {
+  Def(env, exports, "version", [](Args&) { return std::string(TORCH_VERSION); });
+  Def(env, exports, "libtorchRoot", [](Args&) { return std::string(EMBTUNE_LIBTORCH_ROOT); });
+  Def(env, exports, "compiledWithCuda", [](Args&) {
+#ifdef EMBTUNE_CUDA
+    return true;
+#else
+    return false;
+#endif
+  });
+  Def(env, exports, "cudaDeviceCount", [](Args&) { return static_cast<int64_t>(CudaDeviceCount()); });
+  Def(env, exports, "parallelInfo", [](Args&) { return at::get_parallel_info(); });
+  Def(env, exports, "getNumThreads", [](Args&) { return static_cast<int64_t>(at::get_num_threads()); });
+  Def(env, exports, "setNumThreads", [](Args& a) {
+    int64_t n = a.i64(0);
+    if (n < 1) throw std::invalid_argument("setNumThreads needs n >= 1, got " + std::to_string(n));
+    at::set_num_threads(static_cast<int>(n));
+    SetOpenBlasThreads(static_cast<int>(n));
+    return a.env().Undefined();
+  });
+  Def(env, exports, "manualSeed", [](Args& a) {
+    uint64_t seed = static_cast<uint64_t>(a.i64(0));
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_current_seed(seed);
+    }
+    for (int i = 0; i < CudaDeviceCount(); ++i) {
+      auto gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_current_seed(seed);
+    }
+    return a.env().Undefined();
+  });
+  Def(env, exports, "isGradEnabled", [](Args&) { return c10::GradMode::is_enabled(); });
+  Def(env, exports, "setGradEnabled", [](Args& a) {
+    c10::GradMode::set_enabled(a.boolean(0, true));
+    return a.env().Undefined();
+  });
+  Def(env, exports, "liveTensors", [](Args&) { return TensorHandle::LiveCount(); });
+  Def(env, exports, "dispose", [](Args& a) {
+    if (TensorHandle::IsHandle(a.env(), a.raw(0))) {
+      Napi::ObjectWrap<TensorHandle>::Unwrap(a.raw(0).As<Napi::Object>())->Dispose(a.env());
+    }
+    return a.env().Undefined();
+  });
+  Def(env, exports, "isDisposed", [](Args& a) {
+    if (!TensorHandle::IsHandle(a.env(), a.raw(0))) return true;
+    return Napi::ObjectWrap<TensorHandle>::Unwrap(a.raw(0).As<Napi::Object>())->disposed();
+  });
+
+  // fromBuffer(bytes: ArrayBuffer|TypedArray, shape, dtype): always a copy, so the JS side may
+  // reuse, mutate or transfer its buffer and libtorch never points into the V8 heap.
+  Def(env, exports, "fromBuffer", [](Args& a) {
+    Napi::Value v = a.raw(0);
+    const uint8_t* data = nullptr;
+    size_t length = 0;
+    if (v.IsTypedArray()) {
+      Napi::TypedArray ta = v.As<Napi::TypedArray>();
+      data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+      length = ta.ByteLength();
+    } else if (v.IsArrayBuffer()) {
+      Napi::ArrayBuffer ab = v.As<Napi::ArrayBuffer>();
+      data = static_cast<const uint8_t*>(ab.Data());
+      length = ab.ByteLength();
+    } else {
+      throw std::invalid_argument("argument 0 must be a TypedArray or ArrayBuffer");
+    }
+    std::vector<int64_t> shape = a.intList(1);
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(a.dtype(2)));
+    size_t expected = static_cast<size_t>(t.numel()) * t.element_size();
+    if (expected != length) {
+      throw std::invalid_argument("buffer holds " + std::to_string(length) + " bytes but shape " + c10::str(t.sizes()) + " of " +
+                                  c10::toString(t.scalar_type()) + " needs " + std::to_string(expected));
+    }
+    if (length > 0) std::memcpy(t.data_ptr(), data, length);
+    return t;
+  });
+  Def(env, exports, "toBuffer", [](Args& a) { return CopyToBuffer(a.env(), a.tensor(0)); });
+  // dataView(t): zero-copy. The ArrayBuffer aliases the tensor's storage and keeps a reference
+  // to it until the buffer is collected, so the bytes stay valid even after dispose().
+  Def(env, exports, "dataView", [](Args& a) -> Napi::Value {
+    const at::Tensor& t = a.tensor(0);
+    if (!t.device().is_cpu() || !t.is_contiguous()) throw std::invalid_argument("dataView needs a contiguous CPU tensor; call .contiguous() or .to('cpu') first");
+    auto* keep = new at::Tensor(t.detach());
+    size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+    if (bytes == 0) {
+      delete keep;
+      return Napi::ArrayBuffer::New(a.env(), 0);
+    }
+    return Napi::ArrayBuffer::New(a.env(), keep->data_ptr(), bytes, [](Napi::Env, void*, at::Tensor* held) { delete held; }, keep);
+  });
+}
+
+}  // namespace embtune
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  embtune::TensorHandle::Init(env, exports);
+  embtune::RegisterRuntime(env, exports);
+  embtune::RegisterOps(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(embtune_torch, InitModule)
