@@ -1,0 +1,28 @@
+/**
+ * embtune's tensor API: PyTorch's names and semantics over libtorch. Import as
+ * `import * as torch from 'embtune/torch'` and read model code beside its Python source.
+ */
+import { configureDefaults } from './runtime.js';
+
+export { Tensor, type Device, type Operand, type Scalar, isDeviceName } from './tensor.js';
+export { type DType, DTYPES, isFloatingPoint, type TypedArrayOf } from './dtype.js';
+export * from './creation.js';
+export * from './ops.js';
+export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
+export { tidy, keep, dispose } from './scope.js';
+export * as F from './functional.js';
+export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';
+export { clipGradNorm } from './optim/clip_grad.js';
+export { LambdaLR, cosineWithWarmup, getCosineScheduleWithWarmup } from './optim/schedule.js';
+export {
+  cuda,
+  cpuHasBf16,
+  defaultNumThreads,
+  getNumThreads,
+  libtorchPath,
+  libtorchVersion,
+  liveTensors,
+  setNumThreads,
+} from './runtime.js';
+
+configureDefaults();

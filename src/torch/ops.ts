@@ -1,0 +1,39 @@
+/** Free-function forms of the ops (`torch.cat`, `torch.where`, …) for those read better that way. */
+import { native } from './native.js';
+import { Tensor, type Operand } from './tensor.js';
+
+function operand(x: Operand) {
+  return x instanceof Tensor ? x.handle : x;
+}
+
+export function cat(tensors: Tensor[], dim = 0): Tensor {
+  return new Tensor(native.cat(tensors.map((t) => t.handle), dim));
+}
+export function stack(tensors: Tensor[], dim = 0): Tensor {
+  return new Tensor(native.stack(tensors.map((t) => t.handle), dim));
+}
+/** `torch.where(condition, input, other)`: elements of `input` where true, else of `other`. */
+export function where(condition: Tensor, input: Operand, other: Operand): Tensor {
+  return new Tensor(native.where(condition.handle, operand(input), operand(other)));
+}
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.matmul(b);
+}
+export function bmm(a: Tensor, b: Tensor): Tensor {
+  return a.bmm(b);
+}
+export function maximum(a: Tensor, b: Operand): Tensor {
+  return a.maximum(b);
+}
+export function minimum(a: Tensor, b: Operand): Tensor {
+  return a.minimum(b);
+}
+export function tril(t: Tensor, diagonal = 0): Tensor {
+  return t.tril(diagonal);
+}
+export function triu(t: Tensor, diagonal = 0): Tensor {
+  return t.triu(diagonal);
+}
+export function topk(t: Tensor, k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] {
+  return t.topk(k, dim, largest, sorted);
+}

@@ -1,0 +1,64 @@
+/** What libtorch this is and where it runs: version, devices, threads. */
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { native } from './native.js';
+
+export function libtorchVersion(): string {
+  return native.version();
+}
+
+/** The libtorch folder the addon was built against. */
+export function libtorchPath(): string {
+  return native.libtorchRoot();
+}
+
+export const cuda = {
+  isAvailable(): boolean {
+    return native.cudaDeviceCount() > 0;
+  },
+  deviceCount(): number {
+    return native.cudaDeviceCount();
+  },
+  compiled(): boolean {
+    return native.compiledWithCuda();
+  },
+};
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** Threads for libtorch's intra-op parallelism (and OpenBLAS's, which libtorch does not govern). */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads(): n must be a positive integer, got ${n}`);
+  native.setNumThreads(n);
+}
+
+/** The default: EMBTUNE_NUM_THREADS, else the cores this process may use. */
+export function defaultNumThreads(): number {
+  const fromEnv = Number(process.env.EMBTUNE_NUM_THREADS);
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism();
+}
+
+/** Whether this CPU computes bfloat16 natively (AVX512_BF16 / AMX); bf16 works everywhere, but slowly without. */
+export function cpuHasBf16(): boolean {
+  try {
+    const flags = readFileSync('/proc/cpuinfo', 'utf8');
+    return /\b(avx512_bf16|amx_bf16)\b/.test(flags);
+  } catch {
+    return false;
+  }
+}
+
+/** Live native tensors owned by JS handles (for leak checks). */
+export function liveTensors(): number {
+  return native.liveTensors();
+}
+
+let configured = false;
+/** Applies the default thread count once, when the engine is first loaded. */
+export function configureDefaults(): void {
+  if (configured) return;
+  configured = true;
+  setNumThreads(defaultNumThreads());
+}
