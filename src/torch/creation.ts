@@ -102,8 +102,9 @@ function shapeOf(data: Nested): number[] {
 }
 
 /**
- * `torch.tensor(data)`: from a number, boolean or nested array (copied). Defaults as PyTorch:
- * float32 for numbers with a fraction anywhere, int64 when all are integers, bool for booleans.
+ * `torch.tensor(data)`: from a number, boolean or nested array (copied). Booleans give bool;
+ * numbers give float32 unless `dtype` says otherwise — JS cannot tell `1` from `1.0`, so
+ * where PyTorch would infer int64 from Python ints, pass `{ dtype: 'int64' }` (token ids, targets).
  */
 export function tensor(data: Nested | ArrayBufferView, opts: TensorOptions = {}): Tensor {
   if (ArrayBuffer.isView(data)) return fromTypedArray(data, undefined, opts);
@@ -112,8 +113,7 @@ export function tensor(data: Nested | ArrayBufferView, opts: TensorOptions = {})
   const expected = shape.reduce((a, b) => a * b, 1);
   if (flat.length !== expected) throw new Error(`tensor(): ragged nested array (shape [${shape.join(', ')}] needs ${expected} values, got ${flat.length})`);
   const allBool = flat.length > 0 && flat.every((v) => typeof v === 'boolean');
-  const allInt = flat.every((v) => typeof v === 'number' && Number.isInteger(v));
-  const dtype: DType = opts.dtype ?? (allBool ? 'bool' : allInt && flat.length > 0 ? 'int64' : 'float32');
+  const dtype: DType = opts.dtype ?? (allBool ? 'bool' : 'float32');
   const numbers = flat.map(Number);
   let array: ArrayBufferView;
   if (dtype === 'bool' || dtype === 'uint8') array = Uint8Array.from(numbers);

@@ -23,13 +23,15 @@ export function layer_norm(input: Tensor, normalizedShape: number[], weight?: Te
 /**
  * RMSNorm as transformers' Qwen3RMSNorm (REFERENCE §6.2): in float32,
  * `x · rsqrt(mean(x², -1) + eps)`, cast back to the input dtype, then times `weight`.
+ * Half types are computed in float32 as there; float64 stays float64 (transformers would cast
+ * it down, which only the float64 gradient checks would notice).
  */
 export function rms_norm(input: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const inputDtype = input.dtype;
-  const x = inputDtype === 'float32' ? input : input.to('float32');
+  const x = inputDtype === 'float32' || inputDtype === 'float64' ? input : input.to('float32');
   const variance = x.pow(2).mean(-1, true);
   const normed = x.mul(variance.add(eps).rsqrt());
-  const back = inputDtype === 'float32' ? normed : normed.to(inputDtype);
+  const back = normed.dtype === inputDtype ? normed : normed.to(inputDtype);
   return weight.mul(back);
 }
 
