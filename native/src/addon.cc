@@ -30,9 +30,21 @@ void Args::need(size_t i, const char* what) const {
   }
 }
 
+namespace {
+const at::Tensor& Resolve(Napi::Value v, const std::string& where) {
+  if (!v.IsNumber()) throw std::invalid_argument(where + " must be a Tensor");
+  double id = v.As<Napi::Number>().DoubleValue();
+  const at::Tensor* t = tensor_table::Find(id);
+  if (t != nullptr) return *t;
+  if (tensor_table::LooksLikeHandle(id)) throw std::invalid_argument(where + ": the tensor was disposed (use keep() or return it from tidy() to keep it)");
+  throw std::invalid_argument(where + " must be a Tensor");
+}
+}  // namespace
+
 const at::Tensor& Args::tensor(size_t i) const {
   need(i, "a Tensor");
-  return TensorHandle::From(env_, info_[i])->tensor();
+  if (i < tensor_args_.size()) tensor_args_[i] = true;
+  return Resolve(info_[i], "argument " + std::to_string(i));
 }
 
 std::optional<at::Tensor> Args::optTensor(size_t i) const {
@@ -43,10 +55,11 @@ std::optional<at::Tensor> Args::optTensor(size_t i) const {
 std::vector<at::Tensor> Args::tensorList(size_t i) const {
   need(i, "an array of Tensors");
   if (!info_[i].IsArray()) throw std::invalid_argument("argument " + std::to_string(i) + " must be an array of Tensors");
+  tensor_args_[i] = true;
   Napi::Array arr = info_[i].As<Napi::Array>();
   std::vector<at::Tensor> out;
   out.reserve(arr.Length());
-  for (uint32_t k = 0; k < arr.Length(); ++k) out.push_back(TensorHandle::From(env_, arr.Get(k))->tensor());
+  for (uint32_t k = 0; k < arr.Length(); ++k) out.push_back(Resolve(arr.Get(k), "element " + std::to_string(k) + " of argument " + std::to_string(i)));
   return out;
 }
 
@@ -152,20 +165,23 @@ std::optional<at::Device> Args::optDevice(size_t i) const {
 
 namespace {
 
-std::string DescribeValue(Napi::Env env, Napi::Value v, int depth) {
+std::string DescribeTensor(Napi::Value v) {
+  if (!v.IsNumber()) return "object";
+  const at::Tensor* t = tensor_table::Find(v.As<Napi::Number>().DoubleValue());
+  if (t == nullptr) return "Tensor(disposed)";
   std::ostringstream os;
-  if (TensorHandle::IsHandle(env, v)) {
-    auto* h = Napi::ObjectWrap<TensorHandle>::Unwrap(v.As<Napi::Object>());
-    if (h->disposed()) return "Tensor(disposed)";
-    const at::Tensor& t = h->tensor();
-    os << "Tensor" << t.sizes() << " " << c10::toString(t.scalar_type());
-    if (!t.device().is_cpu()) os << " " << t.device();
-    return os.str();
-  }
+  os << "Tensor" << t->sizes() << " " << c10::toString(t->scalar_type());
+  if (!t->device().is_cpu()) os << " " << t->device();
+  return os.str();
+}
+
+std::string DescribeValue(Napi::Value v, bool as_tensor, int depth) {
+  std::ostringstream os;
+  if (as_tensor && !v.IsArray()) return DescribeTensor(v);
   if (v.IsArray() && depth < 1) {
     Napi::Array arr = v.As<Napi::Array>();
     os << "[";
-    for (uint32_t k = 0; k < arr.Length() && k < 8; ++k) os << (k ? ", " : "") << DescribeValue(env, arr.Get(k), depth + 1);
+    for (uint32_t k = 0; k < arr.Length() && k < 8; ++k) os << (k ? ", " : "") << DescribeValue(arr.Get(k), as_tensor, depth + 1);
     if (arr.Length() > 8) os << ", …";
     os << "]";
     return os.str();
@@ -182,20 +198,20 @@ std::string DescribeValue(Napi::Env env, Napi::Value v, int depth) {
 
 }  // namespace
 
-std::string DescribeArgs(const Napi::CallbackInfo& info) {
-  size_t last = info.Length();
-  while (last > 0 && (info[last - 1].IsUndefined() || info[last - 1].IsNull())) --last;
+std::string DescribeArgs(const Args& args) {
+  size_t last = args.size();
+  while (last > 0 && !args.has(last - 1)) --last;
   std::string out;
-  for (size_t i = 0; i < last; ++i) out += (i ? ", " : "") + DescribeValue(info.Env(), info[i], 0);
+  for (size_t i = 0; i < last; ++i) out += (i ? ", " : "") + DescribeValue(args.raw(i), args.readAsTensor(i), 0);
   return out;
 }
 
-void ThrowOpError(const Napi::CallbackInfo& info, const char* op, const std::string& why) {
+void ThrowOpError(const Args& args, const char* op, const std::string& why) {
   std::string message = why;
-  // libtorch messages can carry a trailing newline or C++ frames; keep the human part.
+  // libtorch messages can end in newlines; keep the human part.
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-  Napi::Error err = Napi::Error::New(info.Env(), std::string(op) + "(" + DescribeArgs(info) + "): " + message);
-  err.Set("op", Napi::String::New(info.Env(), op));
+  Napi::Error err = Napi::Error::New(args.env(), std::string(op) + "(" + DescribeArgs(args) + "): " + message);
+  err.Set("op", Napi::String::New(args.env(), op));
   throw err;
 }
 
@@ -261,17 +277,10 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
     c10::GradMode::set_enabled(a.boolean(0, true));
     return a.env().Undefined();
   });
-  Def(env, exports, "liveTensors", [](Args&) { return TensorHandle::LiveCount(); });
-  Def(env, exports, "dispose", [](Args& a) {
-    if (TensorHandle::IsHandle(a.env(), a.raw(0))) {
-      Napi::ObjectWrap<TensorHandle>::Unwrap(a.raw(0).As<Napi::Object>())->Dispose(a.env());
-    }
-    return a.env().Undefined();
-  });
-  Def(env, exports, "isDisposed", [](Args& a) {
-    if (!TensorHandle::IsHandle(a.env(), a.raw(0))) return true;
-    return Napi::ObjectWrap<TensorHandle>::Unwrap(a.raw(0).As<Napi::Object>())->disposed();
-  });
+  Def(env, exports, "liveTensors", [](Args&) { return tensor_table::LiveCount(); });
+  // dispose(handle) → whether it freed something (false for a handle already freed).
+  Def(env, exports, "dispose", [](Args& a) { return tensor_table::Release(a.env(), a.f64(0)); });
+  Def(env, exports, "isDisposed", [](Args& a) { return tensor_table::Find(a.f64(0)) == nullptr; });
 
   // fromBuffer(bytes: ArrayBuffer|TypedArray, shape, dtype): always a copy, so the JS side may
   // reuse, mutate or transfer its buffer and libtorch never points into the V8 heap.
@@ -319,7 +328,6 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
 }  // namespace embtune
 
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
-  embtune::TensorHandle::Init(env, exports);
   embtune::RegisterRuntime(env, exports);
   embtune::RegisterOps(env, exports);
   return exports;

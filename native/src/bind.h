@@ -11,13 +11,13 @@
 #include <tuple>
 #include <vector>
 
-#include "tensor_handle.h"
+#include "tensor_table.h"
 
 namespace embtune {
 
 class Args {
  public:
-  explicit Args(const Napi::CallbackInfo& info) : info_(info), env_(info.Env()) {}
+  explicit Args(const Napi::CallbackInfo& info) : info_(info), env_(info.Env()), tensor_args_(info.Length(), false) {}
 
   Napi::Env env() const { return env_; }
   size_t size() const { return info_.Length(); }
@@ -26,7 +26,8 @@ class Args {
 
   const at::Tensor& tensor(size_t i) const;
   std::optional<at::Tensor> optTensor(size_t i) const;
-  bool isTensor(size_t i) const { return i < info_.Length() && TensorHandle::IsHandle(env_, info_[i]); }
+  /** Whether argument i was read as a tensor or tensor list (for error messages). */
+  bool readAsTensor(size_t i) const { return i < tensor_args_.size() && tensor_args_[i]; }
   std::vector<at::Tensor> tensorList(size_t i) const;
   int64_t i64(size_t i) const;
   std::optional<int64_t> optI64(size_t i) const;
@@ -47,42 +48,44 @@ class Args {
   void need(size_t i, const char* what) const;
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
+  mutable std::vector<bool> tensor_args_;
 };
 
 inline Napi::Value ToJs(Napi::Env env, Napi::Value v) { return v; }
-inline Napi::Value ToJs(Napi::Env env, const at::Tensor& t) { return TensorHandle::Wrap(env, t); }
+inline Napi::Value Handle(Napi::Env env, const at::Tensor& t) { return Napi::Number::New(env, tensor_table::Add(env, t)); }
+inline Napi::Value ToJs(Napi::Env env, const at::Tensor& t) { return Handle(env, t); }
 inline Napi::Value ToJs(Napi::Env env, bool v) { return Napi::Boolean::New(env, v); }
 inline Napi::Value ToJs(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 inline Napi::Value ToJs(Napi::Env env, int64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
 inline Napi::Value ToJs(Napi::Env env, const std::string& v) { return Napi::String::New(env, v); }
 inline Napi::Value ToJs(Napi::Env env, const std::vector<at::Tensor>& list) {
   Napi::Array out = Napi::Array::New(env, list.size());
-  for (size_t i = 0; i < list.size(); ++i) out.Set(i, TensorHandle::Wrap(env, list[i]));
+  for (size_t i = 0; i < list.size(); ++i) out.Set(i, Handle(env, list[i]));
   return out;
 }
 inline Napi::Value ToJs(Napi::Env env, const std::tuple<at::Tensor, at::Tensor>& pair) {
   Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(uint32_t{0}, TensorHandle::Wrap(env, std::get<0>(pair)));
-  out.Set(uint32_t{1}, TensorHandle::Wrap(env, std::get<1>(pair)));
+  out.Set(uint32_t{0}, Handle(env, std::get<0>(pair)));
+  out.Set(uint32_t{1}, Handle(env, std::get<1>(pair)));
   return out;
 }
 
-/** "Tensor[2, 3] Float cpu, 0.5, [1, 2]": what an op was called with, for error messages. */
-std::string DescribeArgs(const Napi::CallbackInfo& info);
-[[noreturn]] void ThrowOpError(const Napi::CallbackInfo& info, const char* op, const std::string& why);
+/** "Tensor[2, 3] Float, 0.5, [1, 2]": what an op was called with, for error messages. */
+std::string DescribeArgs(const Args& args);
+[[noreturn]] void ThrowOpError(const Args& args, const char* op, const std::string& why);
 
 template <typename Fn>
 void Def(Napi::Env env, Napi::Object exports, const char* name, Fn fn) {
   auto wrapped = [name, fn](const Napi::CallbackInfo& info) -> Napi::Value {
+    Args args(info);
     try {
-      Args args(info);
       return ToJs(info.Env(), fn(args));
     } catch (const Napi::Error&) {
       throw;
     } catch (const c10::Error& e) {
-      ThrowOpError(info, name, e.what_without_backtrace());
+      ThrowOpError(args, name, e.what_without_backtrace());
     } catch (const std::exception& e) {
-      ThrowOpError(info, name, e.what());
+      ThrowOpError(args, name, e.what());
     }
   };
   exports.Set(name, Napi::Function::New(env, wrapped, name));

@@ -31,24 +31,26 @@ int64_t Reduction(const std::string& name) {
   throw std::invalid_argument("reduction must be 'none', 'mean' or 'sum', got '" + name + "'");
 }
 
-// Binary ops take a Tensor or a number as their second operand, as in PyTorch.
-#define BINARY(name, expr_tt, expr_ts)                              \
-  Def(env, exports, name, [](Args& a) -> at::Tensor {               \
-    const at::Tensor& x = a.tensor(0);                              \
-    if (a.isTensor(1)) {                                            \
-      const at::Tensor& y = a.tensor(1);                            \
-      return expr_tt;                                               \
-    }                                                               \
-    at::Scalar y = a.scalar(1);                                     \
-    return expr_ts;                                                 \
+// Binary ops come in PyTorch's two overloads: `name` (Tensor, Tensor) and `nameScalar`
+// (Tensor, number). Handles are numbers too, so the caller picks the overload.
+#define BINARY(name, expr_tt, expr_ts)                                                              \
+  Def(env, exports, name, [](Args& a) -> at::Tensor {                                               \
+    const at::Tensor& x = a.tensor(0);                                                              \
+    const at::Tensor& y = a.tensor(1);                                                              \
+    return expr_tt;                                                                                 \
+  });                                                                                               \
+  Def(env, exports, name "Scalar", [](Args& a) -> at::Tensor {                                      \
+    const at::Tensor& x = a.tensor(0);                                                              \
+    at::Scalar y = a.scalar(1);                                                                     \
+    return expr_ts;                                                                                 \
   })
 #define UNARY(name, expr) Def(env, exports, name, [](Args& a) -> at::Tensor { const at::Tensor& x = a.tensor(0); return expr; })
-// In-place ops return their first argument's handle, as `x.mul_(2)` returns x in PyTorch.
+// In-place ops return nothing; the TS method returns `this`, as `x.mul_(2)` returns x.
 #define INPLACE(name, stmt)                                   \
   Def(env, exports, name, [](Args& a) -> Napi::Value {        \
     at::Tensor x = a.tensor(0);                               \
     stmt;                                                     \
-    return a.raw(0);                                          \
+    return a.env().Undefined();                               \
   })
 
 at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Opt& mask, double dropout_p,
@@ -168,16 +170,18 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   UNARY("sin", at::sin(x));
   Def(env, exports, "gelu", [](Args& a) { return at::gelu(a.tensor(0), a.has(1) ? a.str(1) : "none"); });
   Def(env, exports, "clamp", [](Args& a) { return at::clamp(a.tensor(0), C10(a.optScalar(1)), C10(a.optScalar(2))); });
+  // where(cond, input, other, inputIsTensor, otherIsTensor)
   Def(env, exports, "where", [](Args& a) -> at::Tensor {
     const at::Tensor& cond = a.tensor(0);
-    if (a.isTensor(1) && a.isTensor(2)) return at::where(cond, a.tensor(1), a.tensor(2));
-    if (a.isTensor(1)) return at::where(cond, a.tensor(1), a.scalar(2));
-    if (a.isTensor(2)) return at::where(cond, a.scalar(1), a.tensor(2));
+    bool input_tensor = a.boolean(3, true);
+    bool other_tensor = a.boolean(4, true);
+    if (input_tensor && other_tensor) return at::where(cond, a.tensor(1), a.tensor(2));
+    if (input_tensor) return at::where(cond, a.tensor(1), a.scalar(2));
+    if (other_tensor) return at::where(cond, a.scalar(1), a.tensor(2));
     return at::where(cond, a.scalar(1), a.scalar(2));
   });
-  Def(env, exports, "maskedFill", [](Args& a) {
-    return a.isTensor(2) ? at::masked_fill(a.tensor(0), a.tensor(1), a.tensor(2)) : at::masked_fill(a.tensor(0), a.tensor(1), a.scalar(2));
-  });
+  Def(env, exports, "maskedFill", [](Args& a) { return at::masked_fill(a.tensor(0), a.tensor(1), a.tensor(2)); });
+  Def(env, exports, "maskedFillScalar", [](Args& a) { return at::masked_fill(a.tensor(0), a.tensor(1), a.scalar(2)); });
   Def(env, exports, "tril", [](Args& a) { return at::tril(a.tensor(0), a.has(1) ? a.i64(1) : 0); });
   Def(env, exports, "triu", [](Args& a) { return at::triu(a.tensor(0), a.has(1) ? a.i64(1) : 0); });
 
@@ -263,10 +267,14 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "repeatInterleave", [](Args& a) { return at::repeat_interleave(a.tensor(0), a.i64(1), C10(a.optI64(2))); });
 
   // ---------------------------------------------------------------- in place
-  INPLACE("add_", a.isTensor(1) ? x.add_(a.tensor(1), a.has(2) ? a.scalar(2) : at::Scalar(1)) : x.add_(a.scalar(1), a.has(2) ? a.scalar(2) : at::Scalar(1)));
-  INPLACE("sub_", a.isTensor(1) ? x.sub_(a.tensor(1), a.has(2) ? a.scalar(2) : at::Scalar(1)) : x.sub_(a.scalar(1), a.has(2) ? a.scalar(2) : at::Scalar(1)));
-  INPLACE("mul_", a.isTensor(1) ? x.mul_(a.tensor(1)) : x.mul_(a.scalar(1)));
-  INPLACE("div_", a.isTensor(1) ? x.div_(a.tensor(1)) : x.div_(a.scalar(1)));
+  INPLACE("add_", x.add_(a.tensor(1), a.has(2) ? a.scalar(2) : at::Scalar(1)));
+  INPLACE("addScalar_", x.add_(a.scalar(1), a.has(2) ? a.scalar(2) : at::Scalar(1)));
+  INPLACE("sub_", x.sub_(a.tensor(1), a.has(2) ? a.scalar(2) : at::Scalar(1)));
+  INPLACE("subScalar_", x.sub_(a.scalar(1), a.has(2) ? a.scalar(2) : at::Scalar(1)));
+  INPLACE("mul_", x.mul_(a.tensor(1)));
+  INPLACE("mulScalar_", x.mul_(a.scalar(1)));
+  INPLACE("div_", x.div_(a.tensor(1)));
+  INPLACE("divScalar_", x.div_(a.scalar(1)));
   INPLACE("addcmul_", x.addcmul_(a.tensor(1), a.tensor(2), a.has(3) ? a.scalar(3) : at::Scalar(1)));
   INPLACE("addcdiv_", x.addcdiv_(a.tensor(1), a.tensor(2), a.has(3) ? a.scalar(3) : at::Scalar(1)));
   INPLACE("copy_", x.copy_(a.tensor(1)));
@@ -274,7 +282,8 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   INPLACE("fill_", x.fill_(a.scalar(1)));
   INPLACE("sqrt_", x.sqrt_());
   INPLACE("clamp_", x.clamp_(C10(a.optScalar(1)), C10(a.optScalar(2))));
-  INPLACE("maskedFill_", a.isTensor(2) ? x.masked_fill_(a.tensor(1), a.tensor(2)) : x.masked_fill_(a.tensor(1), a.scalar(2)));
+  INPLACE("maskedFill_", x.masked_fill_(a.tensor(1), a.tensor(2)));
+  INPLACE("maskedFillScalar_", x.masked_fill_(a.tensor(1), a.scalar(2)));
   INPLACE("requiresGrad_", x.requires_grad_(a.boolean(1, true)));
   INPLACE("uniform_", x.uniform_(a.f64(1), a.f64(2)));
   INPLACE("normal_", x.normal_(a.f64(1), a.f64(2)));
@@ -288,7 +297,7 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "grad", [](Args& a) -> Napi::Value {
     const at::Tensor& g = a.tensor(0).grad();
     if (!g.defined()) return a.env().Undefined();
-    return TensorHandle::Wrap(a.env(), g);
+    return Handle(a.env(), g);
   });
   Def(env, exports, "setGrad", [](Args& a) -> Napi::Value {
     a.tensor(0).mutable_grad() = a.has(1) ? a.tensor(1) : at::Tensor();

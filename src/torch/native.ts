@@ -7,14 +7,14 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** An owned at::Tensor on the native side. */
-export interface NativeHandle {
-  dispose(): void;
-  readonly disposed: boolean;
-}
+/**
+ * A tensor owned by JS: a number naming a slot of the native tensor table (tensor_table.h).
+ * A disposed handle is refused by every op.
+ */
+export type NativeHandle = number & { readonly __brand: 'TensorHandle' };
 
 type H = NativeHandle;
-type Operand = H | number | boolean;
+type Scalar = number | boolean;
 type Opt<T> = T | undefined;
 
 /** Every native function, with the argument order of ops.cc / addon.cc. */
@@ -31,7 +31,7 @@ export interface NativeTorch {
   isGradEnabled(): boolean;
   setGradEnabled(enabled: boolean): void;
   liveTensors(): number;
-  dispose(h: H): void;
+  dispose(h: H): boolean;
   isDisposed(h: H): boolean;
   fromBuffer(bytes: ArrayBufferView | ArrayBuffer, shape: number[], dtype: number): H;
   toBuffer(h: H): ArrayBuffer;
@@ -63,19 +63,32 @@ export interface NativeTorch {
   detach(h: H): H;
   contiguous(h: H): H;
   // elementwise
-  add(a: H, b: Operand, alpha?: number): H;
-  sub(a: H, b: Operand, alpha?: number): H;
-  mul(a: H, b: Operand): H;
-  div(a: H, b: Operand): H;
-  pow(a: H, b: Operand): H;
-  eq(a: H, b: Operand): H;
-  ne(a: H, b: Operand): H;
-  lt(a: H, b: Operand): H;
-  le(a: H, b: Operand): H;
-  gt(a: H, b: Operand): H;
-  ge(a: H, b: Operand): H;
-  maximum(a: H, b: Operand): H;
-  minimum(a: H, b: Operand): H;
+  add(a: H, b: H, alpha?: number): H;
+  addScalar(a: H, b: Scalar, alpha?: number): H;
+  sub(a: H, b: H, alpha?: number): H;
+  subScalar(a: H, b: Scalar, alpha?: number): H;
+  mul(a: H, b: H): H;
+  mulScalar(a: H, b: Scalar): H;
+  div(a: H, b: H): H;
+  divScalar(a: H, b: Scalar): H;
+  pow(a: H, b: H): H;
+  powScalar(a: H, b: Scalar): H;
+  eq(a: H, b: H): H;
+  eqScalar(a: H, b: Scalar): H;
+  ne(a: H, b: H): H;
+  neScalar(a: H, b: Scalar): H;
+  lt(a: H, b: H): H;
+  ltScalar(a: H, b: Scalar): H;
+  le(a: H, b: H): H;
+  leScalar(a: H, b: Scalar): H;
+  gt(a: H, b: H): H;
+  gtScalar(a: H, b: Scalar): H;
+  ge(a: H, b: H): H;
+  geScalar(a: H, b: Scalar): H;
+  maximum(a: H, b: H): H;
+  maximumScalar(a: H, b: Scalar): H;
+  minimum(a: H, b: H): H;
+  minimumScalar(a: H, b: Scalar): H;
   logicalAnd(a: H, b: H): H;
   logicalOr(a: H, b: H): H;
   logicalNot(a: H): H;
@@ -98,8 +111,9 @@ export interface NativeTorch {
   sin(a: H): H;
   gelu(a: H, approximate: 'none' | 'tanh'): H;
   clamp(a: H, min: Opt<number>, max: Opt<number>): H;
-  where(cond: H, a: Operand, b: Operand): H;
-  maskedFill(a: H, mask: H, value: Operand): H;
+  where(cond: H, a: H | Scalar, b: H | Scalar, aIsTensor: boolean, bIsTensor: boolean): H;
+  maskedFill(a: H, mask: H, value: H): H;
+  maskedFillScalar(a: H, mask: H, value: Scalar): H;
   tril(a: H, diagonal: number): H;
   triu(a: H, diagonal: number): H;
   // reductions
@@ -151,22 +165,27 @@ export interface NativeTorch {
   flatten(a: H, start: number, end: number): H;
   repeat(a: H, repeats: number[]): H;
   repeatInterleave(a: H, repeats: number, dim: Opt<number>): H;
-  // in place: each returns its first argument
-  add_(a: H, b: Operand, alpha?: number): H;
-  sub_(a: H, b: Operand, alpha?: number): H;
-  mul_(a: H, b: Operand): H;
-  div_(a: H, b: Operand): H;
-  addcmul_(a: H, t1: H, t2: H, value: number): H;
-  addcdiv_(a: H, t1: H, t2: H, value: number): H;
-  copy_(a: H, src: H): H;
-  zero_(a: H): H;
-  fill_(a: H, value: number | boolean): H;
-  sqrt_(a: H): H;
-  clamp_(a: H, min: Opt<number>, max: Opt<number>): H;
-  maskedFill_(a: H, mask: H, value: Operand): H;
-  requiresGrad_(a: H, flag: boolean): H;
-  uniform_(a: H, from: number, to: number): H;
-  normal_(a: H, mean: number, std: number): H;
+  // in place
+  add_(a: H, b: H, alpha?: number): void;
+  addScalar_(a: H, b: Scalar, alpha?: number): void;
+  sub_(a: H, b: H, alpha?: number): void;
+  subScalar_(a: H, b: Scalar, alpha?: number): void;
+  mul_(a: H, b: H): void;
+  mulScalar_(a: H, b: Scalar): void;
+  div_(a: H, b: H): void;
+  divScalar_(a: H, b: Scalar): void;
+  addcmul_(a: H, t1: H, t2: H, value: number): void;
+  addcdiv_(a: H, t1: H, t2: H, value: number): void;
+  copy_(a: H, src: H): void;
+  zero_(a: H): void;
+  fill_(a: H, value: number | boolean): void;
+  sqrt_(a: H): void;
+  clamp_(a: H, min: Opt<number>, max: Opt<number>): void;
+  maskedFill_(a: H, mask: H, value: H): void;
+  maskedFillScalar_(a: H, mask: H, value: Scalar): void;
+  requiresGrad_(a: H, flag: boolean): void;
+  uniform_(a: H, from: number, to: number): void;
+  normal_(a: H, mean: number, std: number): void;
   // autograd
   backward(a: H, gradient: Opt<H>, retainGraph: Opt<boolean>, createGraph: boolean): void;
   grad(a: H): H | undefined;

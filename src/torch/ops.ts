@@ -2,10 +2,6 @@
 import { native } from './native.js';
 import { Tensor, type Operand } from './tensor.js';
 
-function operand(x: Operand) {
-  return x instanceof Tensor ? x.handle : x;
-}
-
 export function cat(tensors: Tensor[], dim = 0): Tensor {
   return new Tensor(native.cat(tensors.map((t) => t.handle), dim));
 }
@@ -14,7 +10,9 @@ export function stack(tensors: Tensor[], dim = 0): Tensor {
 }
 /** `torch.where(condition, input, other)`: elements of `input` where true, else of `other`. */
 export function where(condition: Tensor, input: Operand, other: Operand): Tensor {
-  return new Tensor(native.where(condition.handle, operand(input), operand(other)));
+  const a = input instanceof Tensor ? input.handle : input;
+  const b = other instanceof Tensor ? other.handle : other;
+  return new Tensor(native.where(condition.handle, a, b, input instanceof Tensor, other instanceof Tensor));
 }
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return a.matmul(b);

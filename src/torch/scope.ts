@@ -11,17 +11,27 @@ export const TENSOR = Symbol.for('embtune.tensor');
 export interface Owned {
   readonly [TENSOR]: true;
   dispose(): void;
+  /** Called when the tensor leaves every scope alive (kept or returned to top level). */
+  onUnscoped(): void;
 }
 
 const scopes: Set<Owned>[] = [];
 
-export function track(t: Owned): void {
-  scopes[scopes.length - 1]?.add(t);
+/** Puts a new tensor in the innermost open scope; false when no scope is open. */
+export function track(t: Owned): boolean {
+  const scope = scopes[scopes.length - 1];
+  scope?.add(t);
+  return scope !== undefined;
 }
 
 /** Takes `t` out of every open scope, so that it outlives them (dispose it yourself). */
 export function keep<T extends Owned>(t: T): T {
-  for (let i = scopes.length - 1; i >= 0; i--) if (scopes[i]!.delete(t)) break;
+  for (let i = scopes.length - 1; i >= 0; i--) {
+    if (scopes[i]!.delete(t)) {
+      t.onUnscoped();
+      break;
+    }
+  }
   return t;
 }
 
@@ -69,8 +79,9 @@ export function tidy<T>(fn: () => T): T {
   collectReturned(result, returned);
   const parent = scopes[scopes.length - 1];
   for (const t of scope) {
-    if (returned.has(t)) parent?.add(t);
-    else t.dispose();
+    if (!returned.has(t)) t.dispose();
+    else if (parent) parent.add(t);
+    else t.onUnscoped();
   }
   return result;
 }

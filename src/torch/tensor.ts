@@ -21,9 +21,12 @@ export type Device = 'cpu' | `cuda` | `cuda:${number}`;
 export type Scalar = number | boolean;
 export type Operand = Tensor | Scalar;
 
-function h(x: Operand): NativeHandle | Scalar {
-  return x instanceof Tensor ? x.handle : x;
-}
+/**
+ * Frees the native tensor of a Tensor collected without dispose() — a backstop only, and only
+ * for tensors outside scopes (a scope always frees its own). Registering every short-lived
+ * tensor would cost V8 bookkeeping that grows with the op count.
+ */
+const backstop = new FinalizationRegistry<NativeHandle>((handle) => native.dispose(handle));
 
 function dims(dim: number | number[] | undefined): number[] | undefined {
   return dim === undefined ? undefined : Array.isArray(dim) ? dim : [dim];
@@ -38,12 +41,17 @@ export class Tensor implements Owned {
   /** @internal tensors are made by ops and creation functions, not by `new`. */
   constructor(handle: NativeHandle) {
     this.handle = handle;
-    track(this);
+    if (!track(this)) this.onUnscoped();
+  }
+
+  /** @internal */
+  onUnscoped(): void {
+    backstop.register(this, this.handle, this);
   }
 
   // ------------------------------------------------------------------ lifetime
   dispose(): void {
-    native.dispose(this.handle);
+    if (native.dispose(this.handle)) backstop.unregister(this);
   }
   [Symbol.dispose](): void {
     this.dispose();
@@ -178,43 +186,43 @@ export class Tensor implements Owned {
 
   // ------------------------------------------------------------------ elementwise
   add(other: Operand, alpha?: number): Tensor {
-    return new Tensor(native.add(this.handle, h(other), alpha));
+    return new Tensor(other instanceof Tensor ? native.add(this.handle, other.handle, alpha) : native.addScalar(this.handle, other, alpha));
   }
   sub(other: Operand, alpha?: number): Tensor {
-    return new Tensor(native.sub(this.handle, h(other), alpha));
+    return new Tensor(other instanceof Tensor ? native.sub(this.handle, other.handle, alpha) : native.subScalar(this.handle, other, alpha));
   }
   mul(other: Operand): Tensor {
-    return new Tensor(native.mul(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.mul(this.handle, other.handle) : native.mulScalar(this.handle, other));
   }
   div(other: Operand): Tensor {
-    return new Tensor(native.div(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.div(this.handle, other.handle) : native.divScalar(this.handle, other));
   }
   pow(exponent: Operand): Tensor {
-    return new Tensor(native.pow(this.handle, h(exponent)));
+    return new Tensor(exponent instanceof Tensor ? native.pow(this.handle, exponent.handle) : native.powScalar(this.handle, exponent));
   }
   eq(other: Operand): Tensor {
-    return new Tensor(native.eq(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.eq(this.handle, other.handle) : native.eqScalar(this.handle, other));
   }
   ne(other: Operand): Tensor {
-    return new Tensor(native.ne(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.ne(this.handle, other.handle) : native.neScalar(this.handle, other));
   }
   lt(other: Operand): Tensor {
-    return new Tensor(native.lt(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.lt(this.handle, other.handle) : native.ltScalar(this.handle, other));
   }
   le(other: Operand): Tensor {
-    return new Tensor(native.le(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.le(this.handle, other.handle) : native.leScalar(this.handle, other));
   }
   gt(other: Operand): Tensor {
-    return new Tensor(native.gt(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.gt(this.handle, other.handle) : native.gtScalar(this.handle, other));
   }
   ge(other: Operand): Tensor {
-    return new Tensor(native.ge(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.ge(this.handle, other.handle) : native.geScalar(this.handle, other));
   }
   maximum(other: Operand): Tensor {
-    return new Tensor(native.maximum(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.maximum(this.handle, other.handle) : native.maximumScalar(this.handle, other));
   }
   minimum(other: Operand): Tensor {
-    return new Tensor(native.minimum(this.handle, h(other)));
+    return new Tensor(other instanceof Tensor ? native.minimum(this.handle, other.handle) : native.minimumScalar(this.handle, other));
   }
   logical_and(other: Tensor): Tensor {
     return new Tensor(native.logicalAnd(this.handle, other.handle));
@@ -284,7 +292,7 @@ export class Tensor implements Owned {
     return this.clamp(undefined, max);
   }
   masked_fill(mask: Tensor, value: Operand): Tensor {
-    return new Tensor(native.maskedFill(this.handle, mask.handle, h(value)));
+    return new Tensor(value instanceof Tensor ? native.maskedFill(this.handle, mask.handle, value.handle) : native.maskedFillScalar(this.handle, mask.handle, value));
   }
   tril(diagonal = 0): Tensor {
     return new Tensor(native.tril(this.handle, diagonal));
@@ -430,19 +438,23 @@ export class Tensor implements Owned {
 
   // ------------------------------------------------------------------ in place (return this)
   add_(other: Operand, alpha?: number): this {
-    native.add_(this.handle, h(other), alpha);
+    if (other instanceof Tensor) native.add_(this.handle, other.handle, alpha);
+    else native.addScalar_(this.handle, other, alpha);
     return this;
   }
   sub_(other: Operand, alpha?: number): this {
-    native.sub_(this.handle, h(other), alpha);
+    if (other instanceof Tensor) native.sub_(this.handle, other.handle, alpha);
+    else native.subScalar_(this.handle, other, alpha);
     return this;
   }
   mul_(other: Operand): this {
-    native.mul_(this.handle, h(other));
+    if (other instanceof Tensor) native.mul_(this.handle, other.handle);
+    else native.mulScalar_(this.handle, other);
     return this;
   }
   div_(other: Operand): this {
-    native.div_(this.handle, h(other));
+    if (other instanceof Tensor) native.div_(this.handle, other.handle);
+    else native.divScalar_(this.handle, other);
     return this;
   }
   addcmul_(tensor1: Tensor, tensor2: Tensor, value = 1): this {
@@ -474,7 +486,8 @@ export class Tensor implements Owned {
     return this;
   }
   masked_fill_(mask: Tensor, value: Operand): this {
-    native.maskedFill_(this.handle, mask.handle, h(value));
+    if (value instanceof Tensor) native.maskedFill_(this.handle, mask.handle, value.handle);
+    else native.maskedFillScalar_(this.handle, mask.handle, value);
     return this;
   }
   uniform_(from = 0, to = 1): this {
