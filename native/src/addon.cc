@@ -166,9 +166,15 @@ std::optional<at::Device> Args::optDevice(size_t i) const {
 namespace {
 
 std::string DescribeTensor(Napi::Value v) {
-  if (!v.IsNumber()) return "object";
-  const at::Tensor* t = tensor_table::Find(v.As<Napi::Number>().DoubleValue());
-  if (t == nullptr) return "Tensor(disposed)";
+  if (!v.IsNumber()) return v.IsObject() ? "object" : "not a Tensor";
+  double id = v.As<Napi::Number>().DoubleValue();
+  const at::Tensor* t = tensor_table::Find(id);
+  if (t == nullptr) {
+    if (tensor_table::LooksLikeHandle(id)) return "Tensor(disposed)";
+    std::ostringstream os;
+    os << id;
+    return os.str();
+  }
   std::ostringstream os;
   os << "Tensor" << t->sizes() << " " << c10::toString(t->scalar_type());
   if (!t->device().is_cpu()) os << " " << t->device();
