@@ -22,6 +22,7 @@ export {
   libtorchPath,
   libtorchVersion,
   liveTensors,
+  parallelInfo,
   setNumThreads,
 } from './runtime.js';
 

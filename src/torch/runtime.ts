@@ -24,6 +24,11 @@ export const cuda = {
   },
 };
 
+/** libtorch's description of its parallel backend (at::get_parallel_info). */
+export function parallelInfo(): string {
+  return native.parallelInfo();
+}
+
 export function getNumThreads(): number {
   return native.getNumThreads();
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/** The `embtune` command line. Each subcommand is a thin layer over the library. */
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command()
+  .name('embtune')
+  .description('Domain embedding models from TypeScript: mine hard negatives, LoRA fine-tune with InfoNCE, evaluate, merge, export and serve.')
+  .version(pkg.version);
+
+program
+  .command('doctor')
+  .description('Show the engine (libtorch version and path, devices, threads, CUDA, bfloat16) and prove it works with a tiny forward/backward.')
+  .option('--json', 'print the report as JSON instead of text')
+  .option('--threads <n>', 'number of threads for libtorch (default: the cores available, or EMBTUNE_NUM_THREADS)', (v) => parsePositiveInt(v, '--threads'))
+  .action(async (opts: { json?: boolean; threads?: number }) => {
+    const torch = await import('../torch/index.js');
+    if (opts.threads !== undefined) torch.setNumThreads(opts.threads);
+    const { runDoctor, formatDoctor } = await import('./doctor.js');
+    const report = runDoctor();
+    console.log(opts.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
+    if (report.checks.some((c) => !c.ok)) process.exitCode = 1;
+  });
+
+function parsePositiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`embtune: ${flag} must be a positive integer, got '${value}'`);
+    process.exit(2);
+  }
+  return n;
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`embtune: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

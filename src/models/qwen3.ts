@@ -1,0 +1,125 @@
+/**
+ * Qwen3 decoder blocks (REFERENCE §6.2; transformers 4.51.3 models/qwen3/modeling_qwen3.py):
+ * pre-norm RMSNorm, GQA attention with per-head q_norm/k_norm before half-split RoPE, eager
+ * attention with an additive causal + padding mask and softmax in float32, SiLU-gated MLP.
+ * Parameter names are the checkpoint's (`layers.{i}.self_attn.q_proj.weight`, …), read through
+ * a `Weights` lookup, so the code can be checked line by line against the Python.
+ * Shapes: B batch, L tokens, H hidden, Nq/Nkv query/key-value heads, D head_dim.
+ * Not here yet: embedding, the full model and pooling (the models issue builds on these blocks).
+ */
+import { F, Tensor, cat, full, arange, noGrad } from '../torch/index.js';
+import type { DType } from '../torch/index.js';
+
+/** The config.json keys this code reads. */
+export interface Qwen3Config {
+  hidden_size: number;
+  intermediate_size: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim?: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  hidden_act?: string;
+}
+
+/** Looks a parameter up by its checkpoint name (relative to the module's prefix). */
+export type Weights = (name: string) => Tensor;
+
+export function scoped(weights: Weights, prefix: string): Weights {
+  return (name) => weights(`${prefix}.${name}`);
+}
+
+export function headDim(config: Qwen3Config): number {
+  return config.head_dim ?? config.hidden_size / config.num_attention_heads;
+}
+
+/** float32's most negative value: transformers fills masked attention logits with it (`torch.finfo(dtype).min`). */
+const FLOAT32_MIN = -3.4028234663852886e38;
+const BFLOAT16_MIN = -3.3895313892515355e38;
+const FLOAT16_MIN = -65504;
+
+export function finfoMin(dtype: DType): number {
+  if (dtype === 'bfloat16') return BFLOAT16_MIN;
+  if (dtype === 'float16') return FLOAT16_MIN;
+  return dtype === 'float64' ? -Number.MAX_VALUE : FLOAT32_MIN;
+}
+
+/**
+ * RoPE tables (Qwen3RotaryEmbedding, default type): inv_freq[i] = θ^(−2i/D); the angle of
+ * position p is p·inv_freq, duplicated to length D; cos and sin in float32, then cast.
+ * positions [L] → cos, sin [L, D].
+ */
+export function rotaryCosSin(positions: Tensor, dim: number, theta: number, dtype: DType): [Tensor, Tensor] {
+  return noGrad(() => {
+    const exponents = arange(0, dim, 2, { dtype: 'int64' }).to('float32').div(dim);
+    const invFreq = full([dim / 2], theta, { dtype: 'float32' }).pow(exponents).reciprocal();
+    const freqs = positions.to('float32').unsqueeze(1).matmul(invFreq.unsqueeze(0));
+    const emb = cat([freqs, freqs], -1);
+    return [emb.cos().to(dtype), emb.sin().to(dtype)];
+  });
+}
+
+/** rotate_half(x) = cat(−x[..., D/2:], x[..., :D/2]) — the half-split convention, not interleaved pairs. */
+export function rotateHalf(x: Tensor): Tensor {
+  const half = x.size(-1) as number;
+  const x1 = x.slice(-1, 0, half / 2);
+  const x2 = x.slice(-1, half / 2);
+  return cat([x2.neg(), x1], -1);
+}
+
+/** q, k [B, N, L, D]; cos, sin [L, D] → rotated q, k. */
+export function applyRotaryPosEmb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
+  return [q.mul(cos).add(rotateHalf(q).mul(sin)), k.mul(cos).add(rotateHalf(k).mul(sin))];
+}
+
+/** [B, Nkv, L, D] → [B, Nkv·nRep, L, D]: each kv head serves nRep consecutive query heads. */
+export function repeatKv(x: Tensor, nRep: number): Tensor {
+  if (nRep === 1) return x;
+  const [b, n, l, d] = x.shape as [number, number, number, number];
+  return x.unsqueeze(2).expand(b, n, nRep, l, d).reshape(b, n * nRep, l, d);
+}
+
+/**
+ * The additive 4-D mask of transformers' eager path: key ≤ query and key not padded → 0, else
+ * finfo(dtype).min. attentionMask [B, L] (1 = real token) → [B, 1, L, L]. Rows of pad queries
+ * get min everywhere, so softmax is uniform there rather than NaN.
+ */
+export function causalPaddingMask(attentionMask: Tensor, dtype: DType): Tensor {
+  return noGrad(() => {
+    const [, l] = attentionMask.shape as [number, number];
+    const min = finfoMin(dtype);
+    const causal = full([l, l], min, { dtype }).triu(1);
+    const padded = attentionMask.unsqueeze(1).unsqueeze(2).eq(0);
+    return causal.unsqueeze(0).unsqueeze(0).masked_fill(padded, min);
+  });
+}
+
+export function attention(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
+  const [b, l] = hidden.shape as [number, number, number];
+  const d = headDim(config);
+  const nq = config.num_attention_heads;
+  const nkv = config.num_key_value_heads;
+  // [B, L, H] → [B, N, L, D]; q_norm/k_norm act on each head's D-vector before RoPE.
+  let q = F.rms_norm(F.linear(hidden, w('q_proj.weight')).view(b, l, nq, d), w('q_norm.weight'), config.rms_norm_eps).transpose(1, 2);
+  let k = F.rms_norm(F.linear(hidden, w('k_proj.weight')).view(b, l, nkv, d), w('k_norm.weight'), config.rms_norm_eps).transpose(1, 2);
+  const v = F.linear(hidden, w('v_proj.weight')).view(b, l, nkv, d).transpose(1, 2);
+  [q, k] = applyRotaryPosEmb(q, k, cos, sin);
+  const keys = repeatKv(k, nq / nkv);
+  const values = repeatKv(v, nq / nkv);
+  // eager_attention_forward: softmax(q·kᵀ·D^-½ + mask) in float32, cast back, times v.
+  let scores = q.matmul(keys.transpose(2, 3)).mul(d ** -0.5);
+  if (mask) scores = scores.add(mask);
+  const probs = scores.softmax(-1, 'float32').to(q.dtype);
+  const out = probs.matmul(values).transpose(1, 2).reshape(b, l, nq * d);
+  return F.linear(out, w('o_proj.weight'));
+}
+
+export function mlp(w: Weights, hidden: Tensor): Tensor {
+  return F.linear(F.silu(F.linear(hidden, w('gate_proj.weight'))).mul(F.linear(hidden, w('up_proj.weight'))), w('down_proj.weight'));
+}
+
+/** One decoder layer: h + attn(norm(h)), then + mlp(norm(·)). hidden [B, L, H] → [B, L, H]. */
+export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
+  const attended = hidden.add(attention(scoped(w, 'self_attn'), config, F.rms_norm(hidden, w('input_layernorm.weight'), config.rms_norm_eps), cos, sin, mask));
+  return attended.add(mlp(scoped(w, 'mlp'), F.rms_norm(attended, w('post_attention_layernorm.weight'), config.rms_norm_eps)));
+}
