@@ -226,10 +226,20 @@ void ThrowOpError(const Args& args, const char* op, const std::string& why) {
 namespace {
 
 void SetOpenBlasThreads(int n) {
-  // Debian's libtorch does its BLAS through OpenBLAS, which at::set_num_threads does not govern.
+  // Debian's libtorch does its BLAS through whatever provides libblas.so.3 (OpenBLAS when
+  // installed), and at::set_num_threads does not govern OpenBLAS's own pool. The library is a
+  // dependency of libtorch, loaded in the addon's local scope, so look it up by name.
   using SetFn = void (*)(int);
-  auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (fn != nullptr) fn(n);
+  for (const char* lib : {"libopenblas.so.0", "libblas.so.3"}) {
+    void* handle = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD);
+    if (handle == nullptr) continue;
+    auto fn = reinterpret_cast<SetFn>(dlsym(handle, "openblas_set_num_threads"));
+    dlclose(handle);
+    if (fn != nullptr) {
+      fn(n);
+      return;
+    }
+  }
 }
 
 int CudaDeviceCount() { return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0; }

@@ -9,6 +9,7 @@ import * as torch from '../torch/index.js';
 export interface DoctorReport {
   node: string;
   libtorch: { version: string; path: string; parallel: string };
+  blas: { path: string; kind: string };
   threads: { torch: number; cores: number };
   devices: string[];
   cuda: { compiled: boolean; devices: number };
@@ -45,6 +46,7 @@ export function runDoctor(): DoctorReport {
   return {
     node: process.version,
     libtorch: { version: torch.libtorchVersion(), path: torch.libtorchPath(), parallel: parallelBackend() },
+    blas: torch.blasLibrary(),
     threads: { torch: parallel, cores: availableParallelism() },
     devices,
     cuda: { compiled: torch.cuda.compiled(), devices: cudaDevices },
@@ -65,6 +67,7 @@ export function formatDoctor(r: DoctorReport): string {
     `  node       ${r.node}`,
     `  libtorch   ${r.libtorch.version}  (${r.libtorch.path})`,
     `  parallel   ${r.libtorch.parallel}`,
+    `  blas       ${r.blas.kind} (${r.blas.path})${r.blas.kind === 'reference' ? '  ← slow: apt-get install -y libopenblas0-pthread' : ''}`,
     `  threads    ${r.threads.torch} (cores available: ${r.threads.cores}; set EMBTUNE_NUM_THREADS to change)`,
     `  devices    ${r.devices.join(', ')}`,
     `  cuda       ${r.cuda.compiled ? `compiled in, ${r.cuda.devices} device(s)` : 'not compiled in (this libtorch is CPU-only)'}`,

@@ -15,6 +15,7 @@ export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';
 export { clipGradNorm } from './optim/clip_grad.js';
 export { LambdaLR, cosineWithWarmup, getCosineScheduleWithWarmup } from './optim/schedule.js';
 export {
+  blasLibrary,
   cuda,
   cpuHasBf16,
   defaultNumThreads,

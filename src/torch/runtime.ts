@@ -55,6 +55,29 @@ export function cpuHasBf16(): boolean {
   }
 }
 
+/**
+ * The BLAS library libtorch's matrix products run on, read from this process's mappings.
+ * Debian's libtorch takes whatever provides libblas.so.3: the reference BLAS is ~30× slower
+ * than OpenBLAS (`apt-get install libopenblas0-pthread`).
+ */
+export function blasLibrary(): { path: string; kind: 'openblas' | 'mkl' | 'reference' | 'unknown' } {
+  let maps = '';
+  try {
+    maps = readFileSync('/proc/self/maps', 'utf8');
+  } catch {
+    return { path: 'unknown', kind: 'unknown' };
+  }
+  const paths = [...new Set(maps.split('\n').map((l) => l.split(/\s+/)[5] ?? '').filter((p) => /lib(open)?blas|libmkl/.test(p)))];
+  const find = (re: RegExp) => paths.find((p) => re.test(p));
+  const openblas = find(/openblas/);
+  if (openblas) return { path: openblas, kind: 'openblas' };
+  const mkl = find(/mkl/);
+  if (mkl) return { path: mkl, kind: 'mkl' };
+  const reference = find(/\/blas\/libblas\.so/);
+  if (reference) return { path: reference, kind: 'reference' };
+  return { path: paths[0] ?? 'built into libtorch', kind: 'unknown' };
+}
+
 /** Live native tensors owned by JS handles (for leak checks). */
 export function liveTensors(): number {
   return native.liveTensors();
