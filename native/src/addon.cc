@@ -294,8 +294,13 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
     return a.env().Undefined();
   });
   Def(env, exports, "liveTensors", [](Args&) { return tensor_table::LiveCount(); });
+  Def(env, exports, "reportedBytes", [](Args&) { return tensor_table::ReportedBytes(); });
   // dispose(handle) → whether it freed something (false for a handle already freed).
   Def(env, exports, "dispose", [](Args& a) { return tensor_table::Release(a.env(), a.f64(0)); });
+  Def(env, exports, "reportExternal", [](Args& a) {
+    tensor_table::ReportExternal(a.env(), a.f64(0));
+    return a.env().Undefined();
+  });
   Def(env, exports, "isDisposed", [](Args& a) { return tensor_table::Find(a.f64(0)) == nullptr; });
 
   // fromBuffer(bytes: ArrayBuffer|TypedArray, shape, dtype): always a copy, so the JS side may

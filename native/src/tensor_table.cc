@@ -23,6 +23,7 @@ struct Slot {
 std::vector<Slot> slots;
 std::vector<uint32_t> free_slots;
 int64_t live = 0;
+int64_t reported_total = 0;
 
 int64_t HostBytes(const at::Tensor& t) {
   if (!t.defined() || !t.device().is_cpu()) return 0;
@@ -60,10 +61,17 @@ HandleId Add(Napi::Env env, at::Tensor t) {
   Slot& s = slots[index];
   s.tensor = std::move(t);
   s.used = true;
-  s.reported_bytes = HostBytes(s.tensor);
-  if (s.reported_bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, s.reported_bytes);
+  s.reported_bytes = 0;
   ++live;
   return kHandleBase + static_cast<double>((static_cast<uint64_t>(s.generation) << kSlotBits) | index);
+}
+
+void ReportExternal(Napi::Env env, double id) {
+  Slot* s = Lookup(id);
+  if (s == nullptr || s->reported_bytes > 0) return;
+  s->reported_bytes = HostBytes(s->tensor);
+  if (s->reported_bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, s->reported_bytes);
+  reported_total += s->reported_bytes;
 }
 
 const at::Tensor* Find(double id) {
@@ -78,6 +86,7 @@ bool Release(Napi::Env env, double id) {
   s->used = false;
   s->generation = (s->generation + 1) & kGenerationMask;
   if (s->reported_bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -s->reported_bytes);
+  reported_total -= s->reported_bytes;
   s->reported_bytes = 0;
   free_slots.push_back(static_cast<uint32_t>(s - slots.data()));
   --live;
@@ -87,5 +96,7 @@ bool Release(Napi::Env env, double id) {
 bool LooksLikeHandle(double id) { return id >= kHandleBase && std::floor(id) == id && id < 9007199254740992.0; }
 
 int64_t LiveCount() { return live; }
+
+int64_t ReportedBytes() { return reported_total; }
 
 }  // namespace embtune::tensor_table

@@ -7,7 +7,7 @@
  * Shapes: B batch, L tokens, H hidden, Nq/Nkv query/key-value heads, D head_dim.
  * Not here yet: embedding, the full model and pooling (the models issue builds on these blocks).
  */
-import { F, Tensor, cat, full, arange, noGrad } from '../torch/index.js';
+import { F, Tensor, cat, full, arange, noGrad, tidy } from '../torch/index.js';
 import type { DType } from '../torch/index.js';
 
 /** The config.json keys this code reads. */
@@ -94,7 +94,16 @@ export function causalPaddingMask(attentionMask: Tensor, dtype: DType): Tensor {
   });
 }
 
+/**
+ * Self-attention, hidden [B, L, H] → [B, L, H]. Each block runs in its own `tidy`, so the JS
+ * handles of its intermediates are dropped when it returns (autograd keeps what backward
+ * needs), as Python's refcounting would: peak memory and allocator reuse then match PyTorch.
+ */
 export function attention(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
+  return tidy(() => attentionInner(w, config, hidden, cos, sin, mask));
+}
+
+function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
   const [b, l] = hidden.shape as [number, number, number];
   const d = headDim(config);
   const nq = config.num_attention_heads;
@@ -115,11 +124,11 @@ export function attention(w: Weights, config: Qwen3Config, hidden: Tensor, cos: 
 }
 
 export function mlp(w: Weights, hidden: Tensor): Tensor {
-  return F.linear(F.silu(F.linear(hidden, w('gate_proj.weight'))).mul(F.linear(hidden, w('up_proj.weight'))), w('down_proj.weight'));
+  return tidy(() => F.linear(F.silu(F.linear(hidden, w('gate_proj.weight'))).mul(F.linear(hidden, w('up_proj.weight'))), w('down_proj.weight')));
 }
 
 /** One decoder layer: h + attn(norm(h)), then + mlp(norm(·)). hidden [B, L, H] → [B, L, H]. */
 export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
-  const attended = hidden.add(attention(scoped(w, 'self_attn'), config, F.rms_norm(hidden, w('input_layernorm.weight'), config.rms_norm_eps), cos, sin, mask));
-  return attended.add(mlp(scoped(w, 'mlp'), F.rms_norm(attended, w('post_attention_layernorm.weight'), config.rms_norm_eps)));
+  const attended = tidy(() => hidden.add(attention(scoped(w, 'self_attn'), config, F.rms_norm(hidden, w('input_layernorm.weight'), config.rms_norm_eps), cos, sin, mask)));
+  return tidy(() => attended.add(mlp(scoped(w, 'mlp'), F.rms_norm(attended, w('post_attention_layernorm.weight'), config.rms_norm_eps))));
 }

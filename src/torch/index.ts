@@ -23,6 +23,7 @@ export {
   libtorchPath,
   libtorchVersion,
   liveTensors,
+  externalBytes,
   parallelInfo,
   setNumThreads,
 } from './runtime.js';

@@ -31,8 +31,10 @@ export interface NativeTorch {
   isGradEnabled(): boolean;
   setGradEnabled(enabled: boolean): void;
   liveTensors(): number;
+  reportedBytes(): number;
   dispose(h: H): boolean;
   isDisposed(h: H): boolean;
+  reportExternal(h: H): void;
   fromBuffer(bytes: ArrayBufferView | ArrayBuffer, shape: number[], dtype: number): H;
   toBuffer(h: H): ArrayBuffer;
   dataView(h: H): ArrayBuffer;

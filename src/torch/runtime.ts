@@ -83,6 +83,11 @@ export function liveTensors(): number {
   return native.liveTensors();
 }
 
+/** Bytes of native tensors currently reported to V8 as external memory (those outside scopes). */
+export function externalBytes(): number {
+  return native.reportedBytes();
+}
+
 let configured = false;
 /** Applies the default thread count once, when the engine is first loaded. */
 export function configureDefaults(): void {

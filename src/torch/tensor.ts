@@ -24,7 +24,8 @@ export type Operand = Tensor | Scalar;
 /**
  * Frees the native tensor of a Tensor collected without dispose() — a backstop only, and only
  * for tensors outside scopes (a scope always frees its own). Registering every short-lived
- * tensor would cost V8 bookkeeping that grows with the op count.
+ * tensor would cost V8 bookkeeping that grows with the op count. The same tensors have their
+ * bytes reported to V8 as external memory, so that the GC runs when they pile up.
  */
 const backstop = new FinalizationRegistry<NativeHandle>((handle) => native.dispose(handle));
 
@@ -47,6 +48,7 @@ export class Tensor implements Owned {
   /** @internal */
   onUnscoped(): void {
     backstop.register(this, this.handle, this);
+    native.reportExternal(this.handle);
   }
 
   // ------------------------------------------------------------------ lifetime

@@ -113,3 +113,19 @@ test('20,000 training steps inside scopes keep resident memory and live tensors 
   opt.dispose();
   torch.dispose([...base, ...adapters, inputs, target]);
 });
+
+test('tensors outside scopes report their bytes to V8 as external memory until disposed', () => {
+  const before = torch.externalBytes();
+  torch.tidy(() => {
+    torch.zeros([4, 1024, 1024]).add(1).sum();
+  });
+  assert.equal(torch.externalBytes(), before, 'scoped tensors are freed by their scope and not reported');
+  const big = torch.zeros([4, 1024, 1024]); // 16 MiB, outside any scope: its lifetime rests with dispose() or the GC
+  const during = torch.externalBytes();
+  assert.equal(during - before, 16 * 2 ** 20, `external memory grew by ${during - before} bytes`);
+  big.dispose();
+  assert.equal(torch.externalBytes(), before, 'dispose() takes the report back');
+  const kept = torch.tidy(() => torch.keep(torch.zeros([4, 1024, 1024])));
+  assert.ok(torch.externalBytes() - before >= 16 * 2 ** 20, 'a tensor kept out of a scope is reported');
+  kept.dispose();
+});
