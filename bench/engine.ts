@@ -6,7 +6,7 @@
  * The machines are noisy, so the two sides alternate for several rounds and each side's time
  * is its best round median.
  *
- *   npm run bench:engine [-- --threads N] [--rounds 3] [--python /usr/bin/python3]
+ *   npm run bench:engine -- [--threads N] [--rounds 4] [--python /usr/bin/python3] [--no-baseline]
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -23,7 +23,8 @@ const flag = (name: string, fallback: string) => {
 };
 const threads = Number(flag('--threads', String(torch.defaultNumThreads())));
 const python = flag('--python', '/usr/bin/python3');
-const rounds = Number(flag('--rounds', '3'));
+const rounds = Number(flag('--rounds', '4'));
+const withBaseline = !argv.includes('--no-baseline');
 const reps = { gemm_small: 20, gemm_large: 8, layer: 5 };
 
 function median(xs: number[]): number {
@@ -114,11 +115,22 @@ console.log(`bench/engine: ${threads} thread(s), ${rounds} alternating rounds; e
 const theirs: Record<string, number>[] = [];
 const mine: Record<string, number>[] = [];
 let pytorchVersion = '';
-for (let r = 0; r < rounds; r++) {
+const runBaseline = () => {
+  if (!withBaseline) return;
   const baseline = runPyTorch();
   pytorchVersion = `${baseline.torch}, ${baseline.threads} thread(s)`;
   theirs.push(baseline.results);
-  mine.push(runEmbtune());
+};
+for (let r = 0; r < rounds; r++) {
+  // Alternate which side goes first: whatever the machine does after one side (a large
+  // process exiting, the kernel reclaiming its memory) then falls on both alike.
+  if (r % 2 === 0) {
+    runBaseline();
+    mine.push(runEmbtune());
+  } else {
+    mine.push(runEmbtune());
+    runBaseline();
+  }
   process.stderr.write(`round ${r + 1}/${rounds} done\n`);
 }
 const baseline = { results: bestOf(theirs) };
@@ -126,7 +138,7 @@ const ours = bestOf(mine);
 console.log(`PyTorch ${pytorchVersion}\n`);
 const rows = Object.keys(ours).map((name) => {
   const e = ours[name]!;
-  const p = baseline.results[name]!;
+  const p = baseline.results[name] ?? NaN;
   const rate = flops[name] ? `  (${(flops[name]! / e / 1e9).toFixed(0)} vs ${(flops[name]! / p / 1e9).toFixed(0)} GFLOP/s)` : '';
   return `${name.padEnd(30)} embtune ${(e * 1000).toFixed(1).padStart(8)} ms   PyTorch ${(p * 1000).toFixed(1).padStart(8)} ms   ratio ${(p / e).toFixed(3)}${rate}`;
 });
