@@ -2,7 +2,10 @@
 //   1. $LIBTORCH — the layout of the official archives (include/, lib/);
 //   2. a Python `torch` install whose package folder carries include/ and lib/ (pip wheels do);
 //   3. the system libtorch of Debian/Ubuntu's libtorch-dev (/usr/include/torch, libtorch.so).
-// Run directly it prints the result as JSON, or what it looked for and how to fix it.
+// LIBTORCH, when set, must be right: a wrong path is an error, not a reason to look elsewhere.
+// EMBTUNE_LIBTORCH_SKIP_PYTHON=1 skips step 2 (to build against the system libtorch although a
+// Python torch is installed). Run directly it prints the result as JSON, or what it looked for
+// and how to fix it.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -26,11 +29,14 @@ function describe(source, root, includeDir, libDir) {
     return { ok: false, why: `${source}: ${root} (${hasHeaders ? '' : 'no torch headers under ' + includeDir + '; '}${hasLib ? '' : 'no libtorch.so in ' + libDir})` };
   }
   const libs = readdirSync(libDir);
+  // /usr/include is already a system include folder; naming it with -I reorders it before the
+  // C++ library's own headers and breaks their #include_next.
+  const isSystemInclude = includeDir === '/usr/include' || includeDir === '/usr/local/include';
   return {
     ok: true,
     source,
     root,
-    includeDirs: [includeDir, join(includeDir, 'torch/csrc/api/include')],
+    includeDirs: [...(isSystemInclude ? [] : [includeDir]), join(includeDir, 'torch/csrc/api/include')],
     libDir,
     version: readVersion(includeDir),
     cuda: libs.includes('libtorch_cuda.so'),
@@ -40,11 +46,11 @@ function describe(source, root, includeDir, libDir) {
 
 function fromEnv() {
   const root = process.env.LIBTORCH;
-  if (!root) return { ok: false, why: 'LIBTORCH: not set' };
   return describe('LIBTORCH', root, join(root, 'include'), join(root, 'lib'));
 }
 
 function fromPython() {
+  if (process.env.EMBTUNE_LIBTORCH_SKIP_PYTHON === '1') return { ok: false, why: 'python torch: skipped (EMBTUNE_LIBTORCH_SKIP_PYTHON=1)' };
   const tried = [];
   for (const python of ['python3', '/usr/bin/python3']) {
     let dir;
@@ -71,14 +77,20 @@ function fromSystem() {
 }
 
 export function findLibtorch() {
+  if (process.env.LIBTORCH) {
+    const found = fromEnv();
+    if (found.ok) return found;
+    return { ok: false, why: `embtune: LIBTORCH is set but unusable: ${found.why}\nPoint it at an unpacked libtorch (the folder with include/ and lib/), or unset it to search Python and the system.` };
+  }
   const misses = [];
-  for (const search of [fromEnv, fromPython, fromSystem]) {
+  for (const search of [fromPython, fromSystem]) {
     const found = search();
     if (found.ok) return found;
     misses.push(found.why);
   }
   const message = [
     'embtune: no libtorch found. Looked for:',
+    '  LIBTORCH: not set',
     ...misses.map((m) => '  ' + m),
     'Fix one of these:',
     '  - Debian/Ubuntu: apt-get install -y libtorch-dev',
