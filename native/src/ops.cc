@@ -242,10 +242,15 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   // ---------------------------------------------------------------- indexing, joining, shapes
   Def(env, exports, "indexSelect", [](Args& a) { return at::index_select(a.tensor(0), a.i64(1), a.tensor(2)); });
   Def(env, exports, "gather", [](Args& a) { return at::gather(a.tensor(0), a.i64(1), a.tensor(2)); });
-  Def(env, exports, "cat", [](Args& a) { auto list = a.tensorList(0);
-    return at::cat(at::TensorList(list), a.has(1) ? a.i64(1) : 0); });
-  Def(env, exports, "stack", [](Args& a) { auto list = a.tensorList(0);
-    return at::stack(at::TensorList(list), a.has(1) ? a.i64(1) : 0); });
+  // An explicit TensorList: 2.x takes an ITensorListRef, which a std::vector only reaches through it.
+  Def(env, exports, "cat", [](Args& a) {
+    std::vector<at::Tensor> list = a.tensorList(0);
+    return at::cat(at::TensorList(list), a.has(1) ? a.i64(1) : 0);
+  });
+  Def(env, exports, "stack", [](Args& a) {
+    std::vector<at::Tensor> list = a.tensorList(0);
+    return at::stack(at::TensorList(list), a.has(1) ? a.i64(1) : 0);
+  });
   Def(env, exports, "split", [](Args& a) -> std::vector<at::Tensor> {
     int64_t dim = a.has(2) ? a.i64(2) : 0;
     if (a.raw(1).IsArray()) return at::split_with_sizes(a.tensor(0), a.intList(1), dim);
