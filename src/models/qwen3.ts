@@ -5,13 +5,20 @@
  * Parameter names are the checkpoint's (`layers.{i}.self_attn.q_proj.weight`, …), read through
  * a `Weights` lookup, so the code can be checked line by line against the Python.
  * Shapes: B batch, L tokens, H hidden, Nq/Nkv query/key-value heads, D head_dim.
- * Not here yet: embedding, the full model and pooling (the models issue builds on these blocks).
+ * Pooling lives in pooling.ts; the embedding and reranking heads in src/embed/.
  */
 import { F, Tensor, cat, full, arange, noGrad, tidy } from '../torch/index.js';
 import type { DType } from '../torch/index.js';
+import { ModelLoadError, WeightStore, loadWeights, readConfig } from './weights.js';
 
 /** The config.json keys this code reads. */
 export interface Qwen3Config {
+  model_type?: string;
+  vocab_size?: number;
+  num_hidden_layers?: number;
+  tie_word_embeddings?: boolean;
+  use_sliding_window?: boolean;
+  rope_scaling?: unknown;
   hidden_size: number;
   intermediate_size: number;
   num_attention_heads: number;
@@ -131,4 +138,100 @@ export function mlp(w: Weights, hidden: Tensor): Tensor {
 export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
   const attended = tidy(() => hidden.add(attention(scoped(w, 'self_attn'), config, F.rms_norm(hidden, w('input_layernorm.weight'), config.rms_norm_eps), cos, sin, mask)));
   return tidy(() => attended.add(mlp(scoped(w, 'mlp'), F.rms_norm(attended, w('post_attention_layernorm.weight'), config.rms_norm_eps))));
+}
+
+/**
+ * Qwen3Model: embed_tokens → decoder layers → final RMSNorm (last_hidden_state), plus the LM
+ * head (tied to embed_tokens unless the checkpoint has lm_head.weight) for the reranker.
+ * Weights use the flat names of the Qwen3-Embedding checkpoint (REFERENCE §6.3).
+ */
+export class Qwen3Model {
+  readonly dtype: DType;
+
+  constructor(
+    readonly config: Qwen3Config,
+    readonly weights: WeightStore,
+  ) {
+    checkConfig(config, weights.source);
+    this.dtype = weights.get('embed_tokens.weight').dtype;
+    this.checkShapes();
+  }
+
+  static load(folder: string, dtype: DType = 'float32'): Qwen3Model {
+    const config = readConfig<Qwen3Config>(folder);
+    const weights = loadWeights(folder, { stripPrefixes: ['model.'] }, dtype);
+    try {
+      return new Qwen3Model(config, weights);
+    } catch (err) {
+      weights.dispose();
+      throw err;
+    }
+  }
+
+  get numLayers(): number {
+    return this.config.num_hidden_layers!;
+  }
+
+  /** input_ids, attention_mask [B, L] (int64) → last_hidden_state [B, L, H]. */
+  forward(inputIds: Tensor, attentionMask: Tensor): Tensor {
+    const w = (name: string) => this.weights.get(name);
+    const length = inputIds.size(1) as number;
+    // Positions are 0…L−1 whatever the padding, as transformers does (REFERENCE §6.2).
+    const [cos, sin] = rotaryCosSin(arange(length), headDim(this.config), this.config.rope_theta, this.dtype);
+    const mask = causalPaddingMask(attentionMask, this.dtype);
+    let hidden = F.embedding(inputIds, w('embed_tokens.weight'));
+    for (let i = 0; i < this.numLayers; i++) {
+      const input = hidden;
+      hidden = decoderLayer(scoped(w, `layers.${i}`), this.config, input, cos, sin, mask);
+      input.dispose(); // only this handle: autograd keeps what backward needs
+    }
+    return tidy(() => F.rms_norm(hidden, w('norm.weight'), this.config.rms_norm_eps));
+  }
+
+  /** Vocabulary logits of hidden states [..., H] → [..., V]. */
+  lmHead(hidden: Tensor): Tensor {
+    const head = this.weights.has('lm_head.weight') ? 'lm_head.weight' : 'embed_tokens.weight';
+    return F.linear(hidden, this.weights.get(head));
+  }
+
+  private checkShapes(): void {
+    const c = this.config;
+    const [h, i, d] = [c.hidden_size, c.intermediate_size, headDim(c)];
+    const [nq, nkv] = [c.num_attention_heads, c.num_key_value_heads];
+    const get = (name: string, shape: number[]) => this.weights.get(name, shape);
+    get('embed_tokens.weight', [c.vocab_size!, h]);
+    get('norm.weight', [h]);
+    for (let l = 0; l < this.numLayers; l++) {
+      const p = `layers.${l}`;
+      get(`${p}.input_layernorm.weight`, [h]);
+      get(`${p}.post_attention_layernorm.weight`, [h]);
+      get(`${p}.self_attn.q_proj.weight`, [nq * d, h]);
+      get(`${p}.self_attn.k_proj.weight`, [nkv * d, h]);
+      get(`${p}.self_attn.v_proj.weight`, [nkv * d, h]);
+      get(`${p}.self_attn.o_proj.weight`, [h, nq * d]);
+      get(`${p}.self_attn.q_norm.weight`, [d]);
+      get(`${p}.self_attn.k_norm.weight`, [d]);
+      get(`${p}.mlp.gate_proj.weight`, [i, h]);
+      get(`${p}.mlp.up_proj.weight`, [i, h]);
+      get(`${p}.mlp.down_proj.weight`, [h, i]);
+    }
+    if (this.weights.has('lm_head.weight')) get('lm_head.weight', [c.vocab_size!, h]);
+  }
+
+  dispose(): void {
+    this.weights.dispose();
+  }
+}
+
+function checkConfig(c: Qwen3Config, source: string): void {
+  const need = ['hidden_size', 'intermediate_size', 'num_attention_heads', 'num_key_value_heads', 'num_hidden_layers', 'vocab_size', 'rms_norm_eps', 'rope_theta'] as const;
+  for (const key of need) {
+    if (typeof c[key] !== 'number') throw new ModelLoadError(`${source}/config.json: '${key}' must be a number`);
+  }
+  if (c.num_attention_heads % c.num_key_value_heads !== 0) {
+    throw new ModelLoadError(`${source}/config.json: num_attention_heads (${c.num_attention_heads}) is not a multiple of num_key_value_heads (${c.num_key_value_heads})`);
+  }
+  if (c.rope_scaling) throw new ModelLoadError(`${source}/config.json: rope_scaling ${JSON.stringify(c.rope_scaling)} is not supported (only the default RoPE)`);
+  if (c.use_sliding_window) throw new ModelLoadError(`${source}/config.json: use_sliding_window is not supported`);
+  if (c.hidden_act && c.hidden_act !== 'silu') throw new ModelLoadError(`${source}/config.json: hidden_act '${c.hidden_act}' is not supported (Qwen3 uses silu)`);
 }

@@ -1,0 +1,158 @@
+/**
+ * Model weights by checkpoint name, loaded from an HF model folder. Names are normalised the way
+ * transformers' `from_pretrained` accepts them (REFERENCE Gotcha 20): a `model.` prefix (Qwen3
+ * saved from *ForCausalLM) or `bert.` prefix (BERT saved from *ForPreTraining) is stripped, BERT's
+ * legacy LayerNorm `gamma`/`beta` become `weight`/`bias`, and heads the encoder does not use
+ * (`cls.*`) are ignored. A missing or misshapen tensor is an error that names it and the folder.
+ * Pickle checkpoints (`pytorch_model.bin`) are refused: unpickling runs arbitrary code.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tensor, dispose, tidy, type DType } from '../torch/index.js';
+import { SafetensorsFile } from '../formats/safetensors.js';
+
+export class ModelLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelLoadError';
+  }
+}
+
+export interface NameRules {
+  /** Prefixes removed from checkpoint names, first match wins (e.g. `model.`, `bert.`). */
+  stripPrefixes?: string[];
+  /** Names to leave out (e.g. /^cls\./ for BERT pre-training heads). */
+  ignore?: RegExp[];
+  /** Suffix renames applied after stripping (e.g. LayerNorm.gamma → LayerNorm.weight). */
+  renames?: [RegExp, string][];
+}
+
+export class WeightStore {
+  private readonly used = new Set<string>();
+
+  constructor(
+    private readonly tensors: Map<string, Tensor>,
+    /** Where the weights came from, for error messages. */
+    readonly source: string,
+  ) {}
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  /** The tensor `name`, optionally checked against an expected shape. */
+  get(name: string, shape?: number[]): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new ModelLoadError(`${this.source}: the checkpoint has no tensor '${name}'`);
+    if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
+      throw new ModelLoadError(`${this.source}: tensor '${name}' has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}] from config.json`);
+    }
+    this.used.add(name);
+    return t;
+  }
+
+  keys(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  /** Names that the model did not ask for (after a model has been built over the store). */
+  unused(): string[] {
+    return this.keys().filter((k) => !this.used.has(k));
+  }
+
+  /** Replaces a tensor (merging, dtype changes); the old one is disposed. */
+  set(name: string, t: Tensor): void {
+    this.tensors.get(name)?.dispose();
+    this.tensors.set(name, t);
+  }
+
+  dispose(): void {
+    dispose([...this.tensors.values()]);
+    this.tensors.clear();
+  }
+}
+
+/** The safetensors files of a folder: model.safetensors, or the shards of its index. */
+export function checkpointFiles(folder: string): string[] {
+  const single = join(folder, 'model.safetensors');
+  if (existsSync(single)) return [single];
+  const index = join(folder, 'model.safetensors.index.json');
+  if (existsSync(index)) {
+    let parsed: { weight_map?: Record<string, string> };
+    try {
+      parsed = JSON.parse(readFileSync(index, 'utf8'));
+    } catch (err) {
+      throw new ModelLoadError(`${index}: not valid JSON (${(err as Error).message})`);
+    }
+    if (!parsed.weight_map || typeof parsed.weight_map !== 'object') throw new ModelLoadError(`${index}: no "weight_map" object`);
+    const files = [...new Set(Object.values(parsed.weight_map))].sort();
+    for (const f of files) if (!existsSync(join(folder, f))) throw new ModelLoadError(`${index} names shard '${f}', which is not in ${folder}`);
+    return files.map((f) => join(folder, f));
+  }
+  for (const pickle of ['pytorch_model.bin', 'pytorch_model.bin.index.json', 'model.pt']) {
+    if (existsSync(join(folder, pickle))) {
+      throw new ModelLoadError(
+        `${folder}: only a pickle checkpoint (${pickle}) is there. embtune does not unpickle (it can run arbitrary code); ` +
+          'convert it once with Python: `from transformers import AutoModel; AutoModel.from_pretrained(path).save_pretrained(path, safe_serialization=True)`',
+      );
+    }
+  }
+  throw new ModelLoadError(`${folder}: no model.safetensors or model.safetensors.index.json`);
+}
+
+function normalise(name: string, rules: NameRules): string | undefined {
+  let out = name;
+  for (const prefix of rules.stripPrefixes ?? []) {
+    if (out.startsWith(prefix)) {
+      out = out.slice(prefix.length);
+      break;
+    }
+  }
+  if (rules.ignore?.some((re) => re.test(out))) return undefined;
+  for (const [re, to] of rules.renames ?? []) out = out.replace(re, to);
+  return out;
+}
+
+/** Loads every tensor of a folder's checkpoint, renamed by `rules`, as `dtype` (floating tensors only). */
+export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'float32'): WeightStore {
+  const tensors = new Map<string, Tensor>();
+  try {
+    for (const path of checkpointFiles(folder)) {
+      const file = SafetensorsFile.open(path);
+      try {
+        for (const key of file.keys()) {
+          const name = normalise(key, rules);
+          if (name === undefined) continue;
+          if (tensors.has(name)) throw new ModelLoadError(`${path}: '${key}' maps to '${name}', which another tensor already has`);
+          tensors.set(
+            name,
+            tidy(() => {
+              const t = file.tensor(key);
+              return t.dtype === dtype || !isFloat(t.dtype) ? t : t.to(dtype);
+            }),
+          );
+        }
+      } finally {
+        file.close();
+      }
+    }
+  } catch (err) {
+    dispose([...tensors.values()]);
+    throw err;
+  }
+  return new WeightStore(tensors, folder);
+}
+
+function isFloat(dtype: DType): boolean {
+  return dtype === 'float32' || dtype === 'bfloat16' || dtype === 'float16' || dtype === 'float64';
+}
+
+export function readConfig<T>(folder: string): T {
+  const path = join(folder, 'config.json');
+  if (!existsSync(path)) throw new ModelLoadError(`${folder}: no config.json (is this a Hugging Face model folder?)`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (err) {
+    throw new ModelLoadError(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
