@@ -1,0 +1,104 @@
+/**
+ * Reranker: Qwen3-Reranker relevance scores, as the official transformers example computes them
+ * (REFERENCE §5.2): system prefix + `<Instruct>: …\n<Query>: …\n<Document>: …` + assistant suffix,
+ * left padding, and P(yes) = softmax([logit_no, logit_yes])[1] at the last position.
+ */
+import { F, fromTypedArray, noGrad, tidy, type DType } from '../torch/index.js';
+import { Qwen3Model } from '../models/qwen3.js';
+import { DEFAULT_QWEN3_TASK, describeModel } from '../models/registry.js';
+import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
+import { padBatch } from './embedder.js';
+
+export const RERANK_PREFIX =
+  '<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n';
+export const RERANK_SUFFIX = '<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n';
+
+export interface RerankOptions {
+  instruction?: string;
+  batchSize?: number;
+  maxLength?: number;
+  onProgress?: (p: { done: number; total: number }) => void;
+}
+
+export interface Ranked {
+  index: number;
+  document: string;
+  score: number;
+}
+
+export class Reranker {
+  private readonly prefixIds: TokenIds;
+  private readonly suffixIds: TokenIds;
+  private readonly yesId: number;
+  private readonly noId: number;
+
+  constructor(
+    readonly model: Qwen3Model,
+    readonly tokenizer: Tokenizer,
+  ) {
+    this.prefixIds = tokenizer.encode(RERANK_PREFIX, { addSpecialTokens: false });
+    this.suffixIds = tokenizer.encode(RERANK_SUFFIX, { addSpecialTokens: false });
+    const yes = tokenizer.tokenId('yes');
+    const no = tokenizer.tokenId('no');
+    if (yes === undefined || no === undefined) throw new Error("the tokenizer has no 'yes'/'no' tokens: this is not a Qwen3-Reranker tokenizer");
+    [this.yesId, this.noId] = [yes, no];
+  }
+
+  static async load(folder: string, opts: { dtype?: DType } = {}): Promise<Reranker> {
+    const info = describeModel(folder);
+    if (info.family !== 'qwen3') throw new Error(`${folder}: the reranker needs a Qwen3 model (Qwen3-Reranker), this is '${info.family}'`);
+    const tokenizer = await loadTokenizer(folder);
+    return new Reranker(Qwen3Model.load(folder, opts.dtype ?? 'float32'), tokenizer);
+  }
+
+  /** The token ids the model sees for one pair: prefix + body (truncated) + suffix. */
+  pairIds(query: string, document: string, opts: RerankOptions = {}): TokenIds {
+    const body = `<Instruct>: ${opts.instruction ?? DEFAULT_QWEN3_TASK}\n<Query>: ${query}\n<Document>: ${document}`;
+    const budget = (opts.maxLength ?? 8192) - this.prefixIds.length - this.suffixIds.length;
+    if (budget < 1) throw new Error(`maxLength ${opts.maxLength} leaves no room for the query and document`);
+    const bodyIds = this.tokenizer.encode(body, { addSpecialTokens: false }).slice(0, budget);
+    return [...this.prefixIds, ...bodyIds, ...this.suffixIds];
+  }
+
+  /** P(yes) for each (query, document) pair, in input order. */
+  scorePairs(pairs: { query: string; document: string }[], opts: RerankOptions = {}): number[] {
+    const batchSize = opts.batchSize ?? 8;
+    const ids = pairs.map((p) => this.pairIds(p.query, p.document, opts));
+    const order = ids.map((_, i) => i).sort((a, b) => ids[b]!.length - ids[a]!.length || a - b);
+    const scores = new Array<number>(pairs.length);
+    const yesNo = fromTypedArray(new BigInt64Array([BigInt(this.noId), BigInt(this.yesId)]));
+    for (let start = 0; start < order.length; start += batchSize) {
+      const members = order.slice(start, start + batchSize);
+      const pYes = tidy(() =>
+        noGrad(() => {
+          const batch = padBatch(members.map((i) => ids[i]!), this.tokenizer.padTokenId, 'left');
+          const hidden = this.model.forward(batch.inputIds, batch.attentionMask);
+          const last = hidden.select(1, (hidden.size(1) as number) - 1);
+          // Only the two logits that matter: [no, yes] = last · E[{no, yes}]ᵀ.
+          const head = this.model.weights.get(this.model.weights.has('lm_head.weight') ? 'lm_head.weight' : 'embed_tokens.weight');
+          const logits = F.linear(last, head.index_select(0, yesNo)).float();
+          return F.log_softmax(logits, -1).select(1, 1).exp().toTypedArray<'float32'>();
+        }),
+      );
+      members.forEach((i, k) => (scores[i] = pYes[k]!));
+      opts.onProgress?.({ done: Math.min(start + batchSize, order.length), total: order.length });
+    }
+    yesNo.dispose();
+    return scores;
+  }
+
+  score(query: string, documents: string[], opts: RerankOptions = {}): number[] {
+    return this.scorePairs(documents.map((document) => ({ query, document })), opts);
+  }
+
+  /** Documents sorted by descending score. */
+  rank(query: string, documents: string[], opts: RerankOptions = {}): Ranked[] {
+    const scores = this.score(query, documents, opts);
+    return documents.map((document, index) => ({ index, document, score: scores[index]! })).sort((a, b) => b.score - a.score || a.index - b.index);
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
