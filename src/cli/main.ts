@@ -2,6 +2,9 @@
 /** The `embtune` command line. Each subcommand is a thin layer over the library. */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerTokenize } from './tokenize.js';
+import { registerEmbed } from './embed.js';
+import { registerRerank } from './rerank.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,6 +27,10 @@ program
     if (report.checks.some((c) => !c.ok)) process.exitCode = 1;
   });
 
+registerTokenize(program);
+registerEmbed(program);
+registerRerank(program);
+
 function parsePositiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) {
@@ -34,6 +41,8 @@ function parsePositiveInt(value: string, flag: string): number {
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  // Usage mistakes exit 2 (as commander does); everything else 1. No stack traces for users.
+  const usage = err instanceof Error && err.name === 'UsageError';
   console.error(`embtune: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
+  process.exit(usage ? 2 : 1);
 });

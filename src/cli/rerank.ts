@@ -1,0 +1,43 @@
+/** `embtune rerank`: Qwen3-Reranker P(yes) for each {"query", "document"} line. */
+import type { Command } from 'commander';
+import { Reranker } from '../embed/reranker.js';
+import { CountBar } from './bar.js';
+import { modelFolder, parsePositiveInt, readPairs, writeJsonl } from './io.js';
+
+interface RerankFlags {
+  model: string;
+  input: string;
+  output: string;
+  instruction?: string;
+  batchSize: number;
+  maxLength: number;
+}
+
+export function registerRerank(program: Command): void {
+  program
+    .command('rerank')
+    .description('Score query–document pairs with a Qwen3-Reranker: P("yes") from the official prompt template.')
+    .requiredOption('--model <dir|org/name>', 'Qwen3-Reranker folder or hub id')
+    .requiredOption('--input <file>', 'JSONL file with {"query": ..., "document": ...} per line')
+    .requiredOption('--output <file>', 'JSONL file to write: one {"score": p_yes} per input line, in order')
+    .option('--instruction <text>', 'the <Instruct> of the template; default "Given a web search query, retrieve relevant passages that answer the query"')
+    .option('--batch-size <n>', 'pairs per forward pass', parsePositiveInt('--batch-size'), 8)
+    .option('--max-length <n>', 'tokens per pair, template included (the document is truncated to fit)', parsePositiveInt('--max-length'), 8192)
+    .action(async (flags: RerankFlags) => {
+      const pairs = await readPairs(flags.input);
+      const reranker = await Reranker.load(await modelFolder(flags.model));
+      try {
+        const bar = new CountBar('reranking', 'pairs');
+        const scores = reranker.scorePairs(pairs, {
+          instruction: flags.instruction,
+          batchSize: flags.batchSize,
+          maxLength: flags.maxLength,
+          onProgress: (p) => bar.update(p.done, p.total),
+        });
+        writeJsonl(flags.output, scores.map((score) => ({ score })));
+        bar.finish(`scored ${pairs.length} pairs → ${flags.output}`);
+      } finally {
+        reranker.dispose();
+      }
+    });
+}
