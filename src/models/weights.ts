@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, dispose, tidy, type DType } from '../torch/index.js';
-import { SafetensorsFile } from '../formats/safetensors.js';
+import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SafetensorsCheckpoint } from '../formats/checkpoint.js';
 
 export class ModelLoadError extends Error {
   constructor(message: string) {
@@ -72,23 +72,9 @@ export class WeightStore {
   }
 }
 
-/** The safetensors files of a folder: model.safetensors, or the shards of its index. */
-export function checkpointFiles(folder: string): string[] {
-  const single = join(folder, 'model.safetensors');
-  if (existsSync(single)) return [single];
-  const index = join(folder, 'model.safetensors.index.json');
-  if (existsSync(index)) {
-    let parsed: { weight_map?: Record<string, string> };
-    try {
-      parsed = JSON.parse(readFileSync(index, 'utf8'));
-    } catch (err) {
-      throw new ModelLoadError(`${index}: not valid JSON (${(err as Error).message})`);
-    }
-    if (!parsed.weight_map || typeof parsed.weight_map !== 'object') throw new ModelLoadError(`${index}: no "weight_map" object`);
-    const files = [...new Set(Object.values(parsed.weight_map))].sort();
-    for (const f of files) if (!existsSync(join(folder, f))) throw new ModelLoadError(`${index} names shard '${f}', which is not in ${folder}`);
-    return files.map((f) => join(folder, f));
-  }
+/** Refuses folders whose only weights are pickles, before looking for safetensors. */
+function refusePickleOnly(folder: string): void {
+  if (existsSync(join(folder, SAFE_WEIGHTS_NAME)) || existsSync(join(folder, SAFE_WEIGHTS_INDEX_NAME))) return;
   for (const pickle of ['pytorch_model.bin', 'pytorch_model.bin.index.json', 'model.pt']) {
     if (existsSync(join(folder, pickle))) {
       throw new ModelLoadError(
@@ -97,7 +83,7 @@ export function checkpointFiles(folder: string): string[] {
       );
     }
   }
-  throw new ModelLoadError(`${folder}: no model.safetensors or model.safetensors.index.json`);
+  throw new ModelLoadError(`${folder}: no ${SAFE_WEIGHTS_NAME} or ${SAFE_WEIGHTS_INDEX_NAME}`);
 }
 
 function normalise(name: string, rules: NameRules): string | undefined {
@@ -115,30 +101,27 @@ function normalise(name: string, rules: NameRules): string | undefined {
 
 /** Loads every tensor of a folder's checkpoint, renamed by `rules`, as `dtype` (floating tensors only). */
 export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'float32'): WeightStore {
+  refusePickleOnly(folder);
   const tensors = new Map<string, Tensor>();
+  const checkpoint = SafetensorsCheckpoint.open(folder);
   try {
-    for (const path of checkpointFiles(folder)) {
-      const file = SafetensorsFile.open(path);
-      try {
-        for (const key of file.keys()) {
-          const name = normalise(key, rules);
-          if (name === undefined) continue;
-          if (tensors.has(name)) throw new ModelLoadError(`${path}: '${key}' maps to '${name}', which another tensor already has`);
-          tensors.set(
-            name,
-            tidy(() => {
-              const t = file.tensor(key);
-              return t.dtype === dtype || !isFloat(t.dtype) ? t : t.to(dtype);
-            }),
-          );
-        }
-      } finally {
-        file.close();
-      }
+    for (const key of checkpoint.keys()) {
+      const name = normalise(key, rules);
+      if (name === undefined) continue;
+      if (tensors.has(name)) throw new ModelLoadError(`${folder}: '${key}' maps to '${name}', which another tensor already has`);
+      tensors.set(
+        name,
+        tidy(() => {
+          const t = checkpoint.tensor(key);
+          return t.dtype === dtype || !isFloat(t.dtype) ? t : t.to(dtype);
+        }),
+      );
     }
   } catch (err) {
     dispose([...tensors.values()]);
     throw err;
+  } finally {
+    checkpoint.close();
   }
   return new WeightStore(tensors, folder);
 }
