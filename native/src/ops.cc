@@ -82,7 +82,10 @@ at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, c
       scores = scores + *mask;
     }
   }
-  at::Tensor probs = at::softmax(scores, -1);
+  // Softmax in float32 and back for half types, as transformers' eager attention does.
+  bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+  at::Tensor probs = half ? at::softmax(scores, -1, at::kFloat).to(q.scalar_type()) : at::softmax(scores, -1);
+  scores.reset();  // freed before the second product, as Python's refcounting would
   if (dropout_p > 0) probs = at::dropout(probs, dropout_p, true);
   return at::matmul(probs, v);
 #endif

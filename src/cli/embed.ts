@@ -19,6 +19,7 @@ interface EmbedFlags {
   paddingSide?: 'left' | 'right';
   dtype: 'float32' | 'bfloat16';
   batchSize: number;
+  maxBatchTokens?: number;
   maxLength?: number;
   normalize?: boolean;
 }
@@ -37,6 +38,7 @@ export function registerEmbed(program: Command): void {
     .option('--padding-side <side>', "'left' or 'right' (default: the model's, Qwen3 left, BERT right)", choice('--padding-side', ['left', 'right']))
     .option('--dtype <dtype>', "'float32' or 'bfloat16' weights and activations", choice('--dtype', ['float32', 'bfloat16']), 'float32')
     .option('--batch-size <n>', 'texts per forward pass (texts are sorted by length first)', parsePositiveInt('--batch-size'), 32)
+    .option('--max-batch-tokens <n>', 'padded tokens per forward pass at most: short texts travel in larger batches (default: no limit)', parsePositiveInt('--max-batch-tokens'))
     .option('--max-length <n>', 'truncate texts to n tokens, special tokens included (default: the model\'s)', parsePositiveInt('--max-length'))
     .option('--no-normalize', 'do not L2-normalise (default: what the model folder says; Qwen3 normalises)')
     .action(async (flags: EmbedFlags) => {
@@ -53,6 +55,7 @@ export function registerEmbed(program: Command): void {
           dims: flags.dims,
           paddingSide: flags.paddingSide,
           batchSize: flags.batchSize,
+          maxBatchTokens: flags.maxBatchTokens,
           maxLength: flags.maxLength,
           normalize: flags.normalize === false ? false : undefined,
           onProgress: (p) => {

@@ -27,7 +27,14 @@ export interface EmbedOptions {
   instruction?: string;
   /** A raw prefix for every text, overriding `kind`/`instruction` (sentence-transformers' `prompt`). */
   prompt?: string;
+  /** Texts per forward pass at most (default 32). */
   batchSize?: number;
+  /**
+   * Padded tokens per forward pass at most (rows × longest row): with texts sorted by length,
+   * short texts then travel in larger batches and long ones in smaller, so batches stay full of
+   * real tokens. Default: no token limit (batches of `batchSize`, as sentence-transformers).
+   */
+  maxBatchTokens?: number;
   /** Matryoshka: keep the first `dims` components (before normalising). */
   dims?: number;
   /** L2-normalise (default: what the model folder says; Qwen3: yes). */
@@ -58,6 +65,23 @@ export function padBatch(rows: TokenIds[], padId: number, side: 'left' | 'right'
     realTokens += row.length;
   });
   return { inputIds: fromTypedArray(ids, [rows.length, length]), attentionMask: fromTypedArray(mask, [rows.length, length]), realTokens };
+}
+
+/**
+ * [start, end) ranges over lengths sorted longest first: at most `batchSize` rows, and at most
+ * `maxBatchTokens` padded tokens (the first row is the longest), but never fewer than one row.
+ */
+export function batches(sortedLengths: number[], batchSize: number, maxBatchTokens?: number): [number, number][] {
+  const out: [number, number][] = [];
+  let start = 0;
+  while (start < sortedLengths.length) {
+    const longest = sortedLengths[start]!;
+    const byTokens = maxBatchTokens === undefined ? batchSize : Math.max(1, Math.floor(maxBatchTokens / longest));
+    const end = Math.min(sortedLengths.length, start + Math.min(batchSize, byTokens));
+    out.push([start, end]);
+    start = end;
+  }
+  return out;
 }
 
 export class Embedder {
@@ -105,8 +129,8 @@ export class Embedder {
     const side = opts.paddingSide ?? this.info.paddingSide;
     const normalize = opts.normalize ?? this.info.normalize;
     let tokens = 0;
-    for (let start = 0; start < order.length; start += batchSize) {
-      const members = order.slice(start, start + batchSize);
+    let done = 0;
+    for (const members of batches(order.map((i) => ids[i]!.length), batchSize, opts.maxBatchTokens).map((range) => order.slice(...range))) {
       const vectors = tidy(() =>
         noGrad(() => {
           const batch = padBatch(members.map((i) => ids[i]!), this.tokenizer.padTokenId, side);
@@ -120,7 +144,8 @@ export class Embedder {
       const width = vectors.size(-1) as number;
       vectors.dispose();
       members.forEach((i, k) => (out[i] = flat.slice(k * width, (k + 1) * width)));
-      opts.onProgress?.({ done: Math.min(start + batchSize, order.length), total: order.length, tokens });
+      done += members.length;
+      opts.onProgress?.({ done, total: order.length, tokens });
     }
     return out;
   }

@@ -142,10 +142,11 @@ function bertLayer(w: Weights, config: BertConfig, hidden: Tensor, mask: Tensor)
   const q = heads(dense(w, 'attention.self.query', hidden));
   const k = heads(dense(w, 'attention.self.key', hidden));
   const v = heads(dense(w, 'attention.self.value', hidden));
-  const scores = q.matmul(k.transpose(-1, -2)).div(Math.sqrt(d)).add(mask);
-  const context = scores.softmax(-1).matmul(v).permute(0, 2, 1, 3).contiguous().view(b, l, h);
+  // softmax(q·kᵀ/√D + mask)·v as one native call (BertSdpaSelfAttention's form), so the
+  // [B, N, L, L] temporaries are freed as soon as they are used.
+  const context = tidy(() => F.scaled_dot_product_attention(q, k, v, { attnMask: mask, scale: 1 / Math.sqrt(d) }).permute(0, 2, 1, 3).contiguous().view(b, l, h));
   const attended = layerNorm(w, 'attention.output.LayerNorm', dense(w, 'attention.output.dense', context).add(hidden), config.layer_norm_eps);
-  const intermediate = F.gelu(dense(w, 'intermediate.dense', attended));
+  const intermediate = tidy(() => F.gelu(dense(w, 'intermediate.dense', attended)));
   return layerNorm(w, 'output.LayerNorm', dense(w, 'output.dense', intermediate).add(attended), config.layer_norm_eps);
 }
 

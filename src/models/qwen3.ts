@@ -122,16 +122,18 @@ function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Te
   [q, k] = applyRotaryPosEmb(q, k, cos, sin);
   const keys = repeatKv(k, nq / nkv);
   const values = repeatKv(v, nq / nkv);
-  // eager_attention_forward: softmax(q·kᵀ·D^-½ + mask) in float32, cast back, times v.
-  let scores = q.matmul(keys.transpose(2, 3)).mul(d ** -0.5);
-  if (mask) scores = scores.add(mask);
-  const probs = scores.softmax(-1, 'float32').to(q.dtype);
-  const out = probs.matmul(values).transpose(1, 2).reshape(b, l, nq * d);
+  // eager_attention_forward: softmax(q·kᵀ·D^-½ + mask) in float32, cast back, times v — as one
+  // native call, so the [B, N, L, L] temporaries are freed as soon as they are used.
+  const out = tidy(() => F.scaled_dot_product_attention(q, keys, values, { attnMask: mask, scale: d ** -0.5 }).transpose(1, 2).reshape(b, l, nq * d));
   return F.linear(out, w('o_proj.weight'));
 }
 
+/** down(silu(gate(x)) ⊙ up(x)); each [B, L, I] temporary is freed as soon as it is used. */
 export function mlp(w: Weights, hidden: Tensor): Tensor {
-  return tidy(() => F.linear(F.silu(F.linear(hidden, w('gate_proj.weight'))).mul(F.linear(hidden, w('up_proj.weight'))), w('down_proj.weight')));
+  return tidy(() => {
+    const gated = tidy(() => F.silu(F.linear(hidden, w('gate_proj.weight'))).mul(F.linear(hidden, w('up_proj.weight'))));
+    return F.linear(gated, w('down_proj.weight'));
+  });
 }
 
 /** One decoder layer: h + attn(norm(h)), then + mlp(norm(·)). hidden [B, L, H] → [B, L, H]. */

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
-import { Embedder } from '../../src/embed/embedder.js';
+import { Embedder, batches } from '../../src/embed/embedder.js';
 import { Reranker } from '../../src/embed/reranker.js';
 import { assertClose, FIXTURES } from '../helpers.js';
 
@@ -101,5 +101,23 @@ test('Reranker: template ids and P(yes) match the Qwen3-Reranker goldens', async
   } finally {
     reranker.dispose();
     torch.dispose([...golden.values()]);
+  }
+});
+
+test('batches hold at most batchSize rows and maxBatchTokens padded tokens, at least one row each', () => {
+  assert.deepEqual(batches([10, 8, 5, 5, 2], 2), [[0, 2], [2, 4], [4, 5]]);
+  assert.deepEqual(batches([10, 8, 5, 5, 2], 32, 16), [[0, 1], [1, 3], [3, 5]]);
+  assert.deepEqual(batches([40, 3], 32, 16), [[0, 1], [1, 2]], 'a row longer than the budget still gets a batch');
+});
+
+test('token-budget batching gives the same embeddings as fixed batches', async () => {
+  const embedder = await Embedder.load(join(FIXTURES, 'models/qwen3-tiny'));
+  try {
+    const docs = batch.map((b) => b.raw);
+    const fixed = embedder.embed(docs, { batchSize: 32 });
+    const budget = embedder.embed(docs, { batchSize: 32, maxBatchTokens: 100 });
+    fixed.forEach((v, i) => assertClose(Array.from(budget[i]!), Array.from(v), { atol: 2e-6 }, `row ${i}`));
+  } finally {
+    embedder.dispose();
   }
 });
