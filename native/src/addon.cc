@@ -7,8 +7,12 @@
 #include <torch/version.h>
 
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <sstream>
@@ -348,7 +352,22 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
 
 }  // namespace embtune
 
+// glibc raises its mmap threshold each time a large block is freed, so tensor-sized blocks then
+// come from the heap, where V8's small allocations between them keep freed space from being
+// reused or returned: resident memory grew well past what was live (bench/embed: +1 GB against
+// PyTorch on Qwen3-0.6B shapes). A fixed threshold keeps every large tensor in its own mapping,
+// returned to the system when freed. EMBTUNE_MALLOC_DEFAULT=1 keeps glibc's behaviour.
+static void FixMmapThreshold() {
+#if defined(__GLIBC__)
+  const char* keep = std::getenv("EMBTUNE_MALLOC_DEFAULT");
+  if (keep != nullptr && std::string(keep) == "1") return;
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr) return;  // the user chose one
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+}
+
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  FixMmapThreshold();
   embtune::RegisterRuntime(env, exports);
   embtune::RegisterOps(env, exports);
   return exports;

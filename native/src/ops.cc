@@ -232,6 +232,26 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "layerNorm", [](Args& a) {
     return at::layer_norm(a.tensor(0), a.intList(1), C10(a.optTensor(2)), C10(a.optTensor(3)), a.has(4) ? a.f64(4) : 1e-5);
   });
+  // RMSNorm as transformers' Qwen3RMSNorm (REFERENCE §6.2): in float32 for half types,
+  // x · rsqrt(mean(x², -1) + eps), cast back, then times weight. One native call so that its
+  // temporaries are freed as soon as they are used; the same ops as the TypeScript form.
+  Def(env, exports, "rmsNorm", [](Args& a) {
+    const at::Tensor& x = a.tensor(0);
+    const at::Tensor& weight = a.tensor(1);
+    at::ScalarType dtype = x.scalar_type();
+    bool half = dtype == at::kBFloat16 || dtype == at::kHalf;
+    at::Tensor h = half ? x.to(at::kFloat) : x;
+    at::Tensor variance = h.pow(2).mean(-1, true);
+    h = h * at::rsqrt(variance + a.f64(2));
+    return weight * (half ? h.to(dtype) : h);
+  });
+  // Half-split rotary embedding: x·cos + rotate_half(x)·sin, rotate_half(x) = cat(−x₂, x₁).
+  Def(env, exports, "rotaryEmbedding", [](Args& a) {
+    const at::Tensor& x = a.tensor(0);
+    int64_t half = x.size(-1) / 2;
+    at::Tensor rotated = at::cat({x.slice(-1, half).neg(), x.slice(-1, 0, half)}, -1);
+    return x * a.tensor(1) + rotated * a.tensor(2);
+  });
   Def(env, exports, "embedding", [](Args& a) { return at::embedding(a.tensor(0), a.tensor(1), a.has(2) ? a.i64(2) : -1); });
   Def(env, exports, "dropout", [](Args& a) { return at::dropout(a.tensor(0), a.f64(1), a.boolean(2, true)); });
   Def(env, exports, "crossEntropy", [](Args& a) {

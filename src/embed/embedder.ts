@@ -107,13 +107,21 @@ export class Embedder {
     return (this.info.prompts.query ?? '') + text;
   }
 
-  /** Token ids for each text (with the tokenizer's special tokens), truncated to the max length. */
+  /**
+   * Token ids for each text (with the tokenizer's special tokens), truncated to the max length.
+   * Qwen3-Embedding needs exactly one `<|endoftext|>` at the end (REFERENCE Gotcha 12): the
+   * published tokenizer.json appends it, but copies made before that fix do not — then it is
+   * appended here, once.
+   */
   tokenize(texts: string[], opts: EmbedOptions = {}): TokenIds[] {
     const maxLength = opts.maxLength ?? this.info.maxLength;
-    return this.tokenizer.encodeBatch(
+    const eos = this.info.family === 'qwen3' ? this.tokenizer.tokenId('<|endoftext|>') : undefined;
+    const appendEos = eos !== undefined && !this.tokenizer.template.suffix.includes(eos);
+    const rows = this.tokenizer.encodeBatch(
       texts.map((t) => this.prepare(t, opts)),
-      { addSpecialTokens: true, truncation: true, maxLength, padding: false },
+      { addSpecialTokens: true, truncation: true, maxLength: appendEos ? maxLength - 1 : maxLength, padding: false },
     ).inputIds;
+    return appendEos ? rows.map((row) => [...row, eos]) : rows;
   }
 
   /** One embedding per text, in input order. */

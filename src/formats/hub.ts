@@ -15,7 +15,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { RepoCache, expandHome, hfHome, hubCacheDir, type Env } from './hub_cache.js';
-import { HubError, downloadBlob, fileMetadata, listRepo, type FileMetadata, type HubContext } from './hub_http.js';
+import { HubError, downloadBlob, fileMetadata, listRepo, type FileMetadata, type HubContext, type RepoListing } from './hub_http.js';
 
 export { HubError, type HubErrorCode } from './hub_http.js';
 export { hubCacheDir, hfHome, repoFolderName } from './hub_cache.js';
@@ -232,7 +232,7 @@ interface Planned {
 }
 
 async function download(ctx: HubContext, cache: RepoCache, opts: ResolveOptions): Promise<string> {
-  let listing;
+  let listing: RepoListing;
   try {
     listing = await listRepo(ctx);
   } catch (error) {

@@ -205,8 +205,9 @@ function sizeHeader(value: string | null): number | undefined {
 }
 
 /**
- * HEADs a resolve URL. Redirects within the endpoint (a renamed repo) are followed; one to
- * another host is the CDN copy of an LFS file, and its address is where the bytes come from.
+ * HEADs a resolve URL. A redirect within the endpoint that says nothing about the file (a
+ * renamed repo) is followed; one that carries X-Linked-Etag, or leads to another host, points at
+ * the CDN copy of an LFS file, and its address is where the bytes come from.
  */
 export async function fileMetadata(ctx: HubContext, commit: string, filename: string): Promise<FileMetadata> {
   let url = resolveUrl(ctx, commit, filename);

@@ -7,7 +7,7 @@
  * Shapes: B batch, L tokens, H hidden, Nq/Nkv query/key-value heads, D head_dim.
  * Pooling lives in pooling.ts; the embedding and reranking heads in src/embed/.
  */
-import { F, Tensor, cat, full, arange, noGrad, tidy } from '../torch/index.js';
+import { F, Tensor, cat, full, arange, noGrad, tidy, dispose as torch_dispose } from '../torch/index.js';
 import type { DType } from '../torch/index.js';
 import { ModelLoadError, WeightStore, loadWeights, readConfig } from './weights.js';
 
@@ -66,17 +66,9 @@ export function rotaryCosSin(positions: Tensor, dim: number, theta: number, dtyp
   });
 }
 
-/** rotate_half(x) = cat(−x[..., D/2:], x[..., :D/2]) — the half-split convention, not interleaved pairs. */
-export function rotateHalf(x: Tensor): Tensor {
-  const half = x.size(-1) as number;
-  const x1 = x.slice(-1, 0, half / 2);
-  const x2 = x.slice(-1, half / 2);
-  return cat([x2.neg(), x1], -1);
-}
-
-/** q, k [B, N, L, D]; cos, sin [L, D] → rotated q, k. */
+/** q, k [B, N, L, D]; cos, sin [L, D] → rotated q, k (rotate_half above, in one native call each). */
 export function applyRotaryPosEmb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
-  return [q.mul(cos).add(rotateHalf(q).mul(sin)), k.mul(cos).add(rotateHalf(k).mul(sin))];
+  return [F.rotary_embedding(q, cos, sin), F.rotary_embedding(k, cos, sin)];
 }
 
 /** [B, Nkv, L, D] → [B, Nkv·nRep, L, D]: each kv head serves nRep consecutive query heads. */
@@ -115,23 +107,32 @@ function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Te
   const d = headDim(config);
   const nq = config.num_attention_heads;
   const nkv = config.num_key_value_heads;
-  // [B, L, H] → [B, N, L, D]; q_norm/k_norm act on each head's D-vector before RoPE.
-  let q = F.rms_norm(F.linear(hidden, w('q_proj.weight')).view(b, l, nq, d), w('q_norm.weight'), config.rms_norm_eps).transpose(1, 2);
-  let k = F.rms_norm(F.linear(hidden, w('k_proj.weight')).view(b, l, nkv, d), w('k_norm.weight'), config.rms_norm_eps).transpose(1, 2);
-  const v = F.linear(hidden, w('v_proj.weight')).view(b, l, nkv, d).transpose(1, 2);
-  [q, k] = applyRotaryPosEmb(q, k, cos, sin);
-  const keys = repeatKv(k, nq / nkv);
-  const values = repeatKv(v, nq / nkv);
+  // [B, L, H] → [B, N, L, D]; q_norm/k_norm act on each head's D-vector before RoPE. Each
+  // projection runs in its own scope, so only its result outlives it (peak memory as PyTorch's).
+  const project = (name: string, heads: number, norm?: string) =>
+    tidy(() => {
+      const x = F.linear(hidden, w(`${name}.weight`)).view(b, l, heads, d);
+      const normed = norm ? F.rms_norm(x, w(`${norm}.weight`), config.rms_norm_eps) : x;
+      const t = normed.transpose(1, 2);
+      return norm ? F.rotary_embedding(t, cos, sin) : t;
+    });
+  const q = project('q_proj', nq, 'q_norm');
+  const keys = tidy(() => repeatKv(project('k_proj', nkv, 'k_norm'), nq / nkv));
+  const values = tidy(() => repeatKv(project('v_proj', nkv), nq / nkv));
   // eager_attention_forward: softmax(q·kᵀ·D^-½ + mask) in float32, cast back, times v — as one
   // native call, so the [B, N, L, L] temporaries are freed as soon as they are used.
   const out = tidy(() => F.scaled_dot_product_attention(q, keys, values, { attnMask: mask, scale: d ** -0.5 }).transpose(1, 2).reshape(b, l, nq * d));
+  torch_dispose([q, keys, values]);
   return F.linear(out, w('o_proj.weight'));
 }
 
 /** down(silu(gate(x)) ⊙ up(x)); each [B, L, I] temporary is freed as soon as it is used. */
 export function mlp(w: Weights, hidden: Tensor): Tensor {
   return tidy(() => {
-    const gated = tidy(() => F.silu(F.linear(hidden, w('gate_proj.weight'))).mul(F.linear(hidden, w('up_proj.weight'))));
+    const gate = tidy(() => F.silu(F.linear(hidden, w('gate_proj.weight'))));
+    const up = F.linear(hidden, w('up_proj.weight'));
+    const gated = gate.mul(up);
+    torch_dispose([gate, up]);
     return F.linear(gated, w('down_proj.weight'));
   });
 }

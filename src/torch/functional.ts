@@ -24,15 +24,20 @@ export function layer_norm(input: Tensor, normalizedShape: number[], weight?: Te
  * RMSNorm as transformers' Qwen3RMSNorm (REFERENCE §6.2): in float32,
  * `x · rsqrt(mean(x², -1) + eps)`, cast back to the input dtype, then times `weight`.
  * Half types are computed in float32 as there; float64 stays float64 (transformers would cast
- * it down, which only the float64 gradient checks would notice).
+ * it down, which only the float64 gradient checks would notice). One native call (ops.cc), so
+ * its temporaries are freed at once rather than at the end of the enclosing scope.
  */
 export function rms_norm(input: Tensor, weight: Tensor, eps = 1e-6): Tensor {
-  const inputDtype = input.dtype;
-  const x = inputDtype === 'float32' || inputDtype === 'float64' ? input : input.to('float32');
-  const variance = x.pow(2).mean(-1, true);
-  const normed = x.mul(variance.add(eps).rsqrt());
-  const back = normed.dtype === inputDtype ? normed : normed.to(inputDtype);
-  return weight.mul(back);
+  return new Tensor(native.rmsNorm(input.handle, weight.handle, eps));
+}
+
+/**
+ * Half-split rotary position embedding (transformers' apply_rotary_pos_emb for one tensor):
+ * `x·cos + rotate_half(x)·sin` with `rotate_half(x) = cat(−x[..., D/2:], x[..., :D/2])`.
+ * x [..., L, D]; cos, sin broadcastable to it.
+ */
+export function rotary_embedding(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  return new Tensor(native.rotaryEmbedding(x.handle, cos.handle, sin.handle));
 }
 
 /** `F.normalize(input, p, dim, eps)`: `input / max(‖input‖_p, eps)` along `dim`. */

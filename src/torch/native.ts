@@ -144,6 +144,8 @@ export interface NativeTorch {
   linear(x: H, weight: H, bias: Opt<H>): H;
   layerNorm(x: H, normalizedShape: number[], weight: Opt<H>, bias: Opt<H>, eps: number): H;
   embedding(weight: H, indices: H, paddingIdx: number): H;
+  rmsNorm(x: H, weight: H, eps: number): H;
+  rotaryEmbedding(x: H, cos: H, sin: H): H;
   dropout(x: H, p: number, train: boolean): H;
   crossEntropy(input: H, target: H, weight: Opt<H>, reduction: string, ignoreIndex: number, labelSmoothing: number): H;
   scaledDotProductAttention(q: H, k: H, v: H, mask: Opt<H>, dropoutP: number, isCausal: boolean, scale: Opt<number>): H;

@@ -8,6 +8,7 @@ import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { Embedder, batches } from '../../src/embed/embedder.js';
 import { Reranker } from '../../src/embed/reranker.js';
+import type { Tokenizer } from '../../src/tokenizers/index.js';
 import { assertClose, FIXTURES } from '../helpers.js';
 
 interface BatchItem {
@@ -117,6 +118,36 @@ test('token-budget batching gives the same embeddings as fixed batches', async (
     const fixed = embedder.embed(docs, { batchSize: 32 });
     const budget = embedder.embed(docs, { batchSize: 32, maxBatchTokens: 100 });
     fixed.forEach((v, i) => assertClose(Array.from(budget[i]!), Array.from(v), { atol: 2e-6 }, `row ${i}`));
+  } finally {
+    embedder.dispose();
+  }
+});
+
+test('a Qwen3 tokenizer without the EOS post-processor still yields exactly one <|endoftext|>', async () => {
+  const embedder = await Embedder.load(join(FIXTURES, 'models/qwen3-tiny'));
+  try {
+    const base = embedder.tokenizer;
+    // The tokenizer as released before the fix: no template suffix, no appended EOS.
+    const old: Tokenizer = {
+      kind: base.kind,
+      source: base.source,
+      vocabSize: base.vocabSize,
+      padTokenId: base.padTokenId,
+      paddingSide: base.paddingSide,
+      modelMaxLength: base.modelMaxLength,
+      template: { prefix: [], suffix: [] },
+      encode: (text, o) => base.encode(text, { ...o, addSpecialTokens: false }),
+      encodeBatch: (texts, o) => base.encodeBatch(texts, { ...o, addSpecialTokens: false }),
+      decode: (ids, o) => base.decode(ids, o),
+      tokenId: (token) => base.tokenId(token),
+      idToken: (id) => base.idToken(id),
+    };
+    const legacy = new Embedder(embedder.encoder, old, embedder.info);
+    const item = batch[0]!;
+    assert.deepEqual(legacy.tokenize([item.raw], { kind: item.kind })[0], item.ids);
+    assert.deepEqual(embedder.tokenize([item.raw], { kind: item.kind })[0], item.ids);
+    assert.equal(legacy.tokenize([item.raw], { kind: item.kind, maxLength: 5 })[0]!.at(-1), 151643);
+    assert.equal(legacy.tokenize([item.raw], { kind: item.kind, maxLength: 5 })[0]!.length, 5);
   } finally {
     embedder.dispose();
   }

@@ -323,6 +323,20 @@ test('wrong bytes for an LFS file are a checksum error and leave nothing in blob
   });
 });
 
+test('a partial file holding wrong bytes is caught by the checksum after the resume, and the next run starts clean', async () => {
+  await withHub({}, async (hub) => {
+    const home = tempHome();
+    const content = REPO_FILES.get('model.safetensors')!;
+    const partial = join(repoDir(home), 'blobs', `${sha256(content)}.incomplete`);
+    mkdirSync(dirname(partial), { recursive: true });
+    writeFileSync(partial, Buffer.alloc(5000, 0x41));
+    await rejectsWith(resolveModel(REPO, { env: envFor(hub, home) }), 'checksum', /Checksum mismatch/);
+    assert.ok(!existsSync(partial));
+    const folder = await resolveModel(REPO, { env: envFor(hub, home) });
+    assert.ok(readFileSync(join(folder, 'model.safetensors')).equals(content));
+  });
+});
+
 test('HF_HUB_OFFLINE=1 resolves from the cache without a request, and says where it looked when the model is absent', async () => {
   await withHub({}, async (hub) => {
     const home = tempHome();

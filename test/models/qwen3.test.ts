@@ -30,6 +30,8 @@ for (const padding of ['left', 'right'] as const) {
           const mask = golden.get('attention_mask')!;
           const hidden = model.forward(golden.get('input_ids')!, mask);
           assertClose(realTokens(hidden, mask), realTokens(golden.get('last_hidden_state')!, mask), { atol: 2e-4 }, 'last_hidden_state');
+          // Pad positions attend to nothing real; the finite mask keeps them NaN-free (Gotcha 19).
+          assert.equal(hidden.ne(hidden).any().item(), false, 'no NaN anywhere, pad positions included');
           const pooled = lastTokenPool(hidden, mask);
           assertClose(pooled, golden.get('pooled')!, { atol: 1e-5 }, 'pooled');
           assertClose(finishEmbedding(pooled, {}), golden.get('pooled_normalized')!, { atol: 1e-5 }, 'pooled_normalized');

@@ -57,6 +57,11 @@ const cases: Case[] = [
   { name: 'log_softmax', inputs: () => [leaf([3, 5], 48)], fn: (a) => F.log_softmax(a!, 1) },
   { name: 'layer_norm', inputs: () => [leaf([2, 3, 6], 49), leaf([6], 50), leaf([6], 51)], fn: (x, w, b) => F.layer_norm(x!, [6], w, b, 1e-5) },
   { name: 'rms_norm', inputs: () => [leaf([2, 3, 6], 52), leaf([6], 53)], fn: (x, w) => F.rms_norm(x!, w!, 1e-6) },
+  {
+    name: 'rotary_embedding',
+    inputs: () => [leaf([2, 3, 4, 6], 91), leaf([4, 6], 92), leaf([4, 6], 93)],
+    fn: (x, cos, sin) => F.rotary_embedding(x!, cos!, sin!),
+  },
   { name: 'normalize', inputs: () => [leaf([4, 6], 54)], fn: (a) => F.normalize(a!, 2, -1) },
   {
     name: 'embedding (gradient to the table)',

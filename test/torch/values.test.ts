@@ -247,3 +247,13 @@ test('InfoNCE from the golden embeddings reproduces torch: cos, mask, masked and
     torch.dispose([...golden.values()]);
   }
 });
+
+test('rotary_embedding is x·cos + rotate_half(x)·sin with the half-split rotate_half', () => {
+  torch.tidy(() => {
+    const x = torch.tensor([[1, 2, 3, 4]], { dtype: 'float64' });
+    const cos = torch.tensor([[0.5, 0.25, 0.5, 0.25]], { dtype: 'float64' });
+    const sin = torch.tensor([[2, 3, 2, 3]], { dtype: 'float64' });
+    // rotate_half([1, 2, 3, 4]) = [−3, −4, 1, 2]
+    assertClose(F.rotary_embedding(x, cos, sin), [1 * 0.5 - 3 * 2, 2 * 0.25 - 4 * 3, 3 * 0.5 + 1 * 2, 4 * 0.25 + 2 * 3], { atol: 1e-15 });
+  });
+});
