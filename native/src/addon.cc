@@ -354,20 +354,19 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
 
 // glibc raises its mmap threshold each time a large block is freed, so tensor-sized blocks then
 // come from the heap, where V8's small allocations between them keep freed space from being
-// reused or returned: resident memory grew well past what was live (bench/embed: +1 GB against
-// PyTorch on Qwen3-0.6B shapes). A fixed threshold keeps every large tensor in its own mapping,
-// returned to the system when freed. EMBTUNE_MALLOC_DEFAULT=1 keeps glibc's behaviour.
-static void FixMmapThreshold() {
+// reused or returned. EMBTUNE_MMAP_THRESHOLD=<bytes> fixes the threshold (and stops that);
+// unset, glibc's default applies.
+static void ApplyMallocSettings() {
 #if defined(__GLIBC__)
-  const char* keep = std::getenv("EMBTUNE_MALLOC_DEFAULT");
-  if (keep != nullptr && std::string(keep) == "1") return;
-  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr) return;  // the user chose one
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  const char* threshold = std::getenv("EMBTUNE_MMAP_THRESHOLD");
+  if (threshold != nullptr) mallopt(M_MMAP_THRESHOLD, std::atoi(threshold));
+  const char* trim = std::getenv("EMBTUNE_TRIM_THRESHOLD");
+  if (trim != nullptr) mallopt(M_TRIM_THRESHOLD, std::atoi(trim));
 #endif
 }
 
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
-  FixMmapThreshold();
+  ApplyMallocSettings();
   embtune::RegisterRuntime(env, exports);
   embtune::RegisterOps(env, exports);
   return exports;
