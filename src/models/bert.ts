@@ -7,7 +7,7 @@
  * Shapes: B batch, L tokens, H hidden, N heads, D = H / N.
  */
 import { F, Tensor, arange, noGrad, tidy, zeros_like, type DType } from '../torch/index.js';
-import { ModelLoadError, WeightStore, loadWeights, readConfig } from './weights.js';
+import { ModelLoadError, WeightStore, loadModelFolder } from './weights.js';
 import { finfoMin } from './qwen3.js';
 
 export interface BertConfig {
@@ -48,14 +48,7 @@ export class BertModel {
   }
 
   static load(folder: string, dtype: DType = 'float32'): BertModel {
-    const config = readConfig<BertConfig>(folder);
-    const weights = loadWeights(folder, BERT_NAME_RULES, dtype);
-    try {
-      return new BertModel(config, weights);
-    } catch (err) {
-      weights.dispose();
-      throw err;
-    }
+    return loadModelFolder<BertConfig, BertModel>(folder, BERT_NAME_RULES, dtype, (config, weights) => new BertModel(config, weights));
   }
 
   /** input_ids, attention_mask [, token_type_ids] [B, L] → last_hidden_state [B, L, H]. */

@@ -9,7 +9,7 @@
  */
 import { F, Tensor, cat, full, arange, noGrad, tidy, dispose as torch_dispose } from '../torch/index.js';
 import type { DType } from '../torch/index.js';
-import { ModelLoadError, WeightStore, loadWeights, readConfig } from './weights.js';
+import { ModelLoadError, WeightStore, loadModelFolder } from './weights.js';
 
 /** The config.json keys this code reads. */
 export interface Qwen3Config {
@@ -161,14 +161,7 @@ export class Qwen3Model {
   }
 
   static load(folder: string, dtype: DType = 'float32'): Qwen3Model {
-    const config = readConfig<Qwen3Config>(folder);
-    const weights = loadWeights(folder, { stripPrefixes: ['model.'] }, dtype);
-    try {
-      return new Qwen3Model(config, weights);
-    } catch (err) {
-      weights.dispose();
-      throw err;
-    }
+    return loadModelFolder<Qwen3Config, Qwen3Model>(folder, { stripPrefixes: ['model.'] }, dtype, (config, weights) => new Qwen3Model(config, weights));
   }
 
   get numLayers(): number {

@@ -139,3 +139,15 @@ export function readConfig<T>(folder: string): T {
     throw new ModelLoadError(`${path}: not valid JSON (${(err as Error).message})`);
   }
 }
+
+/** Reads config.json and the weights of a folder and builds a model over them; the weights are freed if the build fails. */
+export function loadModelFolder<C, M>(folder: string, rules: NameRules, dtype: DType, build: (config: C, weights: WeightStore) => M): M {
+  const config = readConfig<C>(folder);
+  const weights = loadWeights(folder, rules, dtype);
+  try {
+    return build(config, weights);
+  } catch (err) {
+    weights.dispose();
+    throw err;
+  }
+}
