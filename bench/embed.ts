@@ -156,19 +156,21 @@ function main(): void {
     for (const family of families) {
       const self = fileURLToPath(import.meta.url);
       const common = ['--threads', String(threads), '--batch-size', String(batchSize)];
+      const runBaseline = (): RunResult | undefined => {
+        if (argv.includes('--no-baseline')) return undefined;
+        // The baseline embeds the same token ids embtune's tokenizer gave.
+        const tokenizer = loadTokenizerSync(join(SHARED, family === 'qwen3' ? 'fixtures/tokenizers/qwen3-embedding' : 'fixtures/tokenizers/bert-base-chinese'));
+        const idsFile = join(dir, `${family}-ids.json`);
+        writeFileSync(idsFile, JSON.stringify(tokenizer.encodeBatch(texts, { maxLength: family === 'qwen3' ? 8192 : 512, truncation: true }).inputIds));
+        return runChild(python, [join(ROOT, 'bench/embed_baseline.py'), JSON.stringify({ threads, ids: idsFile, family, batch_size: batchSize })]);
+      };
+      // The equal-settings pair runs back to back (baseline first), then the other settings.
+      const baseline = runBaseline();
       const f32 = runChild(process.execPath, [self, '--worker', family, 'float32', textsFile, join(dir, `${family}-f32.bin`), '0', ...common]);
       const bf16 = runChild(process.execPath, [self, '--worker', family, 'bfloat16', textsFile, join(dir, `${family}-bf16.bin`), '0', ...common]);
       const budget = runChild(process.execPath, [self, '--worker', family, 'bfloat16', textsFile, join(dir, `${family}-bf16-budget.bin`), String(maxBatchTokens), ...common]);
       const dim = family === 'qwen3' ? 1024 : 512;
       const cos = cosines(new Float32Array(readFileSync(join(dir, `${family}-f32.bin`)).buffer.slice(0)), new Float32Array(readFileSync(join(dir, `${family}-bf16.bin`)).buffer.slice(0)), dim);
-      let baseline: RunResult | undefined;
-      if (!argv.includes('--no-baseline')) {
-        // The baseline embeds the same token ids embtune's tokenizer gave.
-        const tokenizer = loadTokenizerSync(join(SHARED, family === 'qwen3' ? 'fixtures/tokenizers/qwen3-embedding' : 'fixtures/tokenizers/bert-base-chinese'));
-        const idsFile = join(dir, `${family}-ids.json`);
-        writeFileSync(idsFile, JSON.stringify(tokenizer.encodeBatch(texts, { maxLength: family === 'qwen3' ? 8192 : 512, truncation: true }).inputIds));
-        baseline = runChild(python, [join(ROOT, 'bench/embed_baseline.py'), JSON.stringify({ threads, ids: idsFile, family, batch_size: batchSize })]);
-      }
       const rate = (r: RunResult) => r.real_tokens / r.seconds;
       const row = (name: string, r: RunResult) =>
         `  ${name.padEnd(22)} ${rate(r).toFixed(1).padStart(9)} real tokens/s  ${r.seconds.toFixed(1).padStart(7)} s  padding ${((1 - r.real_tokens / r.padded_tokens) * 100).toFixed(0).padStart(2)}%  peak RSS ${r.peak_rss_mb.toFixed(0).padStart(6)} MB` +
