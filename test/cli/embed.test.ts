@@ -72,6 +72,23 @@ test('embtune embed writes {"embedding"} per line equal to the golden embeddings
   });
 });
 
+test('embtune embed --dtype bfloat16 stays within bfloat16 error of the float32 goldens', () => {
+  withTemp((dir) => {
+    const batch = goldens.embed_batch as { kind: string; raw: string }[];
+    const expected = goldenRows('embed_base_left.safetensors', 'pooled_normalized') as number[][];
+    const docs = batch.map((b, i) => ({ ...b, i })).filter((b) => b.kind === 'document');
+    const input = join(dir, 'docs.jsonl');
+    writeFileSync(input, docs.map((r) => JSON.stringify({ text: r.raw })).join('\n') + '\n');
+    const run = embtune('embed', '--model', QWEN, '--input', input, '--dtype', 'bfloat16', '--output', join(dir, 'out.jsonl'));
+    assert.equal(run.status, 0, run.stderr);
+    jsonl(join(dir, 'out.jsonl')).forEach((row, k) => {
+      const v = row.embedding as number[];
+      const cosine = v.reduce((sum, x, j) => sum + x * expected[docs[k]!.i]![j]!, 0);
+      assert.ok(cosine > 0.999, `document ${k}: cosine ${cosine} to the float32 golden`);
+    });
+  });
+});
+
 test('embtune embed --dims and a .safetensors output', () => {
   withTemp((dir) => {
     const input = join(dir, 'texts.jsonl');
