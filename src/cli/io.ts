@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { writeFileAtomic } from '../formats/atomic_write.js';
 import { readJsonl, readTextField, DataError } from '../data/jsonl.js';
+import { readCsv } from '../data/csv.js';
 import { resolveModel } from '../formats/hub.js';
 import { createProgressBar } from './progress.js';
 
@@ -20,10 +21,18 @@ export function modelFolder(ref: string): Promise<string> {
 
 export async function readTexts(file: string, field: string): Promise<string[]> {
   const ext = extname(file).toLowerCase();
-  if (ext !== '.jsonl' && ext !== '.json' && ext !== '.ndjson') {
-    throw new UsageError(`${file}: --input must be a JSONL file (one JSON object per line); other formats come with the data readers`);
+  let texts: string[];
+  if (ext === '.csv' || ext === '.tsv') {
+    texts = readCsv(file).map(({ line, value }) => {
+      const text = value[field];
+      if (text === undefined) throw new DataError(file, line, `no column '${field}' (columns: ${Object.keys(value).join(', ')}); choose it with --text-field`);
+      return text;
+    });
+  } else if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') {
+    texts = await readTextField(file, field);
+  } else {
+    throw new UsageError(`${file}: --input must be JSONL (one JSON object per line), CSV or TSV with a header row`);
   }
-  const texts = await readTextField(file, field);
   if (texts.length === 0) throw new UsageError(`${file}: no input lines`);
   return texts;
 }

@@ -89,6 +89,19 @@ test('embtune embed --dtype bfloat16 stays within bfloat16 error of the float32 
   });
 });
 
+test('embtune embed reads CSV input with --text-field as it reads JSONL', () => {
+  withTemp((dir) => {
+    const texts = ['水稻稻瘟病怎么防治？', 'a "quoted", text\nwith a newline'];
+    writeFileSync(join(dir, 'in.jsonl'), texts.map((t) => JSON.stringify({ response: t })).join('\n') + '\n');
+    writeFileSync(join(dir, 'in.csv'), 'id,response\n' + texts.map((t, i) => `${i},"${t.replace(/"/g, '""')}"`).join('\n') + '\n');
+    for (const input of ['in.jsonl', 'in.csv']) {
+      const run = embtune('embed', '--model', QWEN, '--input', join(dir, input), '--text-field', 'response', '--output', join(dir, `${input}.out.jsonl`));
+      assert.equal(run.status, 0, run.stderr);
+    }
+    assert.deepEqual(jsonl(join(dir, 'in.csv.out.jsonl')), jsonl(join(dir, 'in.jsonl.out.jsonl')));
+  });
+});
+
 test('embtune embed --dims and a .safetensors output', () => {
   withTemp((dir) => {
     const input = join(dir, 'texts.jsonl');
