@@ -16,6 +16,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from qwen3_reference import rms_norm, rotate_half
+
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 torch.manual_seed(0)
@@ -36,13 +38,7 @@ if family == "qwen3":
     norm = torch.ones(H)
 
     def rms(x, w):
-        dtype = x.dtype
-        x = x.to(torch.float32)
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS)
-        return w * x.to(dtype)
-
-    def rotate_half(x):
-        return torch.cat((-x[..., D // 2:], x[..., : D // 2]), dim=-1)
+        return rms_norm(x, w, EPS)
 
     def forward(input_ids, mask):
         B, L = input_ids.shape

@@ -10,6 +10,8 @@ import time
 
 import torch
 
+from qwen3_reference import rms_norm, rotate_half
+
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 torch.manual_seed(0)
@@ -29,17 +31,6 @@ def timed(fn, reps, warmup=2):
 H, NQ, NKV, D, I = 1024, 16, 8, 128, 3072
 B, L = 8, 128
 EPS, THETA = 1e-6, 1e6
-
-
-def rms_norm(x, w):
-    dtype = x.dtype
-    x = x.to(torch.float32)
-    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS)
-    return w * x.to(dtype)
-
-
-def rotate_half(x):
-    return torch.cat((-x[..., D // 2:], x[..., : D // 2]), dim=-1)
 
 
 def make_layer(requires_grad):

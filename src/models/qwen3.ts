@@ -66,11 +66,6 @@ export function rotaryCosSin(positions: Tensor, dim: number, theta: number, dtyp
   });
 }
 
-/** q, k [B, N, L, D]; cos, sin [L, D] → rotated q, k (rotate_half above, in one native call each). */
-export function applyRotaryPosEmb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor): [Tensor, Tensor] {
-  return [F.rotary_embedding(q, cos, sin), F.rotary_embedding(k, cos, sin)];
-}
-
 /** [B, Nkv, L, D] → [B, Nkv·nRep, L, D]: each kv head serves nRep consecutive query heads. */
 export function repeatKv(x: Tensor, nRep: number): Tensor {
   if (nRep === 1) return x;
