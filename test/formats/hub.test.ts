@@ -456,3 +456,26 @@ test('an abort keeps the partial download, and the next call resumes it', async 
     });
   });
 });
+
+test('embtune embed --model org/name downloads through the CLI and embeds as from the local folder', async () => {
+  const { execFile } = await import('node:child_process');
+  const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+  const run = (args: string[], env: NodeJS.ProcessEnv) =>
+    new Promise<{ code: number; stderr: string }>((done) => {
+      execFile(process.execPath, [cli, ...args], { env: { ...env, PATH: process.env.PATH, EMBTUNE_NUM_THREADS: '1' } }, (err, _stdout, stderr) =>
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      );
+    });
+  await withHub({}, async (hub) => {
+    const home = tempHome();
+    const input = join(home, 'texts.jsonl');
+    writeFileSync(input, ['{"text": "什么是轮作？"}', '{"text": "hello world"}'].join('\n') + '\n');
+    const viaHub = await run(['embed', '--model', REPO, '--input', input, '--output', join(home, 'hub.jsonl')], envFor(hub, home));
+    assert.equal(viaHub.code, 0, viaHub.stderr);
+    assert.ok(existsSync(join(repoDir(home), 'snapshots', COMMIT, 'model.safetensors')));
+    assert.ok(hub.requests('cdn').length > 0, 'the weights came from the CDN');
+    const local = await run(['embed', '--model', FIXTURE, '--input', input, '--output', join(home, 'local.jsonl')], envFor(undefined, home, { HF_HUB_OFFLINE: '1' }));
+    assert.equal(local.code, 0, local.stderr);
+    assert.equal(readFileSync(join(home, 'hub.jsonl'), 'utf8'), readFileSync(join(home, 'local.jsonl'), 'utf8'));
+  });
+});
