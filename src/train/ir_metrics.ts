@@ -1,0 +1,322 @@
+/**
+ * Retrieval metrics as sentence-transformers' `InformationRetrievalEvaluator` (v6.0.0) computes
+ * them (REFERENCE §10.1, fixtures/metrics/README.md §2), from embeddings already computed:
+ * accuracy@k, precision@k, recall@k, NDCG@k, MRR@k and MAP@k with binary relevance, averaged over
+ * the queries that have at least one relevant document.
+ *
+ * Semantics kept from the evaluator:
+ * - Queries whose relevant set is missing or empty are dropped. Relevant ids absent from the corpus
+ *   can never be retrieved but count in |rel| (recall, NDCG's ideal DCG, MAP's denominator).
+ * - Scores: cosine (both sides L2-normalised, then one float32 matrix product, as `cos_sim`) or
+ *   dot. Every query–document score comes out of the same matrix product, so identical vectors
+ *   score identically and designed ties stay ties (README §2.3 note).
+ * - Ranking (v6): score descending, then corpus id ascending compared as Python compares strings
+ *   (by code point). Top max_k per query; when more than max_k documents reach the k-th score, the
+ *   ties at the cut are re-selected by that same order. v5.1.2 broke ties arbitrarily; where its
+ *   fixture values differ, the queries are listed as tie-sensitive.
+ * - Keys `{name}_{fn}_{metric}@{k}` (no `{name}_` when the name is empty), metrics in the order
+ *   accuracy, precision, recall, ndcg, mrr, map and each k list in the order given (a repeated k
+ *   counts once); primary metric `{name}_{fn}_ndcg@{max ndcg k}`.
+ *
+ * Not here: encoding texts (the caller embeds queries with the query prompt and documents without,
+ * as `encode_query` / `encode_document` would), CSV files, MTEB's graded-relevance variant (§10.2).
+ */
+import { F, fromTypedArray, tidy } from '../torch/index.js';
+
+export type IrSimilarity = 'cosine' | 'dot';
+
+/** The evaluator's constructor options, with its names and defaults. */
+export interface IrEvaluatorOptions {
+  mrr_at_k?: readonly number[];
+  ndcg_at_k?: readonly number[];
+  accuracy_at_k?: readonly number[];
+  precision_recall_at_k?: readonly number[];
+  map_at_k?: readonly number[];
+  /** Prefix of every key (`{name}_…`); default none. */
+  name?: string;
+  /** The model's similarity function name, which also names the keys (default `cosine`). */
+  similarity?: IrSimilarity;
+  /** Queries scored per engine call (default: as many as keep the score block near 16 M floats). */
+  queryBlock?: number;
+}
+
+export const IR_EVALUATOR_DEFAULTS = Object.freeze({
+  mrr_at_k: [10],
+  ndcg_at_k: [10],
+  accuracy_at_k: [1, 3, 5, 10],
+  precision_recall_at_k: [1, 3, 5, 10],
+  map_at_k: [100],
+});
+
+/** Ids and their embeddings: row i of `embeddings` (row-major, `dim` wide) belongs to `ids[i]`. */
+export interface EmbeddedItems {
+  ids: readonly string[];
+  embeddings: Float32Array;
+}
+
+export type RelevantDocs = ReadonlyMap<string, Iterable<string>> | Readonly<Record<string, readonly string[] | undefined>>;
+
+export interface IrEvaluationInput {
+  queries: EmbeddedItems;
+  corpus: EmbeddedItems;
+  dim: number;
+  relevantDocs: RelevantDocs;
+}
+
+export interface RetrievalHit {
+  corpusId: string;
+  /** The float32 score, as a number. */
+  score: number;
+}
+
+export interface IrEvaluation {
+  /** Averaged metrics, keys in the evaluator's order. */
+  metrics: Record<string, number>;
+  primaryMetric: string;
+  /** Each evaluated query's own metrics (the same keys). */
+  perQuery: Map<string, Record<string, number>>;
+  /** Each evaluated query's top max_k hits, best first. */
+  rankings: Map<string, RetrievalHit[]>;
+  /** The evaluated query ids, in input order. */
+  queriesEvaluated: string[];
+}
+
+type MetricName = 'accuracy' | 'precision' | 'recall' | 'ndcg' | 'mrr' | 'map';
+
+interface MetricPlan {
+  metric: MetricName;
+  k: number;
+  key: string;
+}
+
+/** Evaluates retrieval of `queries` against `corpus` as the evaluator would. */
+export function evaluateRetrieval(input: IrEvaluationInput, options: IrEvaluatorOptions = {}): IrEvaluation {
+  const { queries, corpus, dim } = input;
+  checkEmbeddings('queries', queries, dim);
+  checkEmbeddings('corpus', corpus, dim);
+  const relevant = relevantSets(input.relevantDocs);
+  const plan = metricPlan(options);
+  const maxK = Math.max(...plan.map((p) => p.k));
+  const evaluatedRows = queries.ids.flatMap((id, row) => ((relevant.get(id)?.size ?? 0) > 0 ? [row] : []));
+  if (evaluatedRows.length === 0) throw new Error('retrieval evaluation: no query has a relevant document, so there is nothing to evaluate');
+
+  const ranks = corpusIdRanks(corpus.ids);
+  const topHits = rankCorpus(queries, corpus, dim, evaluatedRows, maxK, ranks, options);
+
+  const perQuery = new Map<string, Record<string, number>>();
+  const rankings = new Map<string, RetrievalHit[]>();
+  const sums = new Array<number>(plan.length).fill(0);
+  evaluatedRows.forEach((row, i) => {
+    const qid = queries.ids[row]!;
+    const hits = topHits[i]!;
+    rankings.set(
+      qid,
+      hits.map((c) => ({ corpusId: corpus.ids[c.index]!, score: c.score })),
+    );
+    const values = queryMetrics(hits.map((c) => corpus.ids[c.index]!), relevant.get(qid)!, plan);
+    values.forEach((v, j) => (sums[j]! += v));
+    perQuery.set(qid, Object.fromEntries(plan.map((p, j) => [p.key, values[j]!])));
+  });
+  const metrics = Object.fromEntries(plan.map((p, j) => [p.key, sums[j]! / evaluatedRows.length]));
+  const ndcgKs = plan.filter((p) => p.metric === 'ndcg').map((p) => p.k);
+  return {
+    metrics,
+    primaryMetric: metricKey(options, 'ndcg', Math.max(...ndcgKs)),
+    perQuery,
+    rankings,
+    queriesEvaluated: evaluatedRows.map((row) => queries.ids[row]!),
+  };
+}
+
+// ------------------------------------------------------------------ configuration
+
+function metricPlan(options: IrEvaluatorOptions): MetricPlan[] {
+  const lists: [MetricName, readonly number[]][] = [
+    ['accuracy', options.accuracy_at_k ?? IR_EVALUATOR_DEFAULTS.accuracy_at_k],
+    ['precision', options.precision_recall_at_k ?? IR_EVALUATOR_DEFAULTS.precision_recall_at_k],
+    ['recall', options.precision_recall_at_k ?? IR_EVALUATOR_DEFAULTS.precision_recall_at_k],
+    ['ndcg', options.ndcg_at_k ?? IR_EVALUATOR_DEFAULTS.ndcg_at_k],
+    ['mrr', options.mrr_at_k ?? IR_EVALUATOR_DEFAULTS.mrr_at_k],
+    ['map', options.map_at_k ?? IR_EVALUATOR_DEFAULTS.map_at_k],
+  ];
+  const optionName: Record<MetricName, string> = {
+    accuracy: 'accuracy_at_k',
+    precision: 'precision_recall_at_k',
+    recall: 'precision_recall_at_k',
+    ndcg: 'ndcg_at_k',
+    mrr: 'mrr_at_k',
+    map: 'map_at_k',
+  };
+  return lists.flatMap(([metric, ks]) => {
+    if (ks.length === 0) throw new Error(`retrieval evaluation: ${optionName[metric]} is empty; give at least one k`);
+    for (const k of ks) if (!Number.isInteger(k) || k < 1) throw new Error(`retrieval evaluation: ${optionName[metric]} has k = ${k}; every k must be an integer ≥ 1`);
+    return [...new Set(ks)].map((k) => ({ metric, k, key: metricKey(options, metric, k) }));
+  });
+}
+
+function metricKey(options: IrEvaluatorOptions, metric: MetricName, k: number): string {
+  const key = `${options.similarity ?? 'cosine'}_${metric}@${k}`;
+  return options.name ? `${options.name}_${key}` : key;
+}
+
+function checkEmbeddings(what: string, items: EmbeddedItems, dim: number): void {
+  if (!Number.isInteger(dim) || dim < 1) throw new Error(`retrieval evaluation: dim must be an integer ≥ 1, got ${dim}`);
+  if (items.embeddings.length !== items.ids.length * dim) {
+    throw new Error(`retrieval evaluation: ${what} has ${items.ids.length} ids but ${items.embeddings.length} values (expected ${items.ids.length} × ${dim})`);
+  }
+  const seen = new Set<string>();
+  items.ids.forEach((id, row) => {
+    if (seen.has(id)) throw new Error(`retrieval evaluation: ${what} id ${JSON.stringify(id)} appears twice (row ${row})`);
+    seen.add(id);
+  });
+  for (let i = 0; i < items.embeddings.length; i++) {
+    if (!Number.isFinite(items.embeddings[i]!)) {
+      const row = Math.floor(i / dim);
+      throw new Error(`retrieval evaluation: ${what} ${JSON.stringify(items.ids[row])} (row ${row}) has a non-finite value at column ${i % dim}`);
+    }
+  }
+}
+
+function relevantSets(relevantDocs: RelevantDocs): Map<string, Set<string>> {
+  const entries: [string, Iterable<string> | undefined][] =
+    relevantDocs instanceof Map ? [...(relevantDocs as ReadonlyMap<string, Iterable<string>>).entries()] : Object.entries(relevantDocs);
+  return new Map(entries.map(([qid, ids]) => [qid, new Set(ids ?? [])]));
+}
+
+// ------------------------------------------------------------------ ranking
+
+interface Candidate {
+  index: number;
+  score: number;
+}
+
+/** Python's string order (by code point), which differs from JS `<` only beyond the BMP. */
+export function comparePythonStrings(a: string, b: string): number {
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const ca = a.codePointAt(i)!;
+    const cb = b.codePointAt(j)!;
+    if (ca !== cb) return ca < cb ? -1 : 1;
+    i += ca > 0xffff ? 2 : 1;
+    j += cb > 0xffff ? 2 : 1;
+  }
+  return i < a.length ? 1 : j < b.length ? -1 : 0;
+}
+
+/** Each corpus row's position in ascending id order. */
+function corpusIdRanks(ids: readonly string[]): Int32Array {
+  const order = ids.map((_, i) => i).sort((x, y) => comparePythonStrings(ids[x]!, ids[y]!));
+  const ranks = new Int32Array(ids.length);
+  order.forEach((row, rank) => (ranks[row] = rank));
+  return ranks;
+}
+
+/** The v6 total order: score descending, then corpus id ascending. */
+function byScoreThenId(ranks: Int32Array): (a: Candidate, b: Candidate) => number {
+  return (a, b) => (a.score !== b.score ? b.score - a.score : ranks[a.index]! - ranks[b.index]!);
+}
+
+/**
+ * The top `maxK` corpus rows of each evaluated query in the v6 order. The engine's topk picks the
+ * candidates; a row where more documents than k reach the k-th score is re-selected here from the
+ * full score row, so which tied documents make the cut never depends on topk's internals.
+ */
+function rankCorpus(
+  queries: EmbeddedItems,
+  corpus: EmbeddedItems,
+  dim: number,
+  rows: number[],
+  maxK: number,
+  ranks: Int32Array,
+  options: IrEvaluatorOptions,
+): Candidate[][] {
+  const nCorpus = corpus.ids.length;
+  const k = Math.min(maxK, nCorpus);
+  if (k === 0) return rows.map(() => []);
+  const order = byScoreThenId(ranks);
+  const block = options.queryBlock ?? Math.max(1, Math.min(4096, Math.floor(16_777_216 / nCorpus)));
+  if (!Number.isInteger(block) || block < 1) throw new Error(`retrieval evaluation: queryBlock must be an integer ≥ 1, got ${block}`);
+  const results: Candidate[][] = [];
+  tidy(() => {
+    const prepare = (data: Float32Array, n: number) => {
+      const t = fromTypedArray(data, [n, dim]);
+      return options.similarity === 'dot' ? t : F.normalize(t, 2, 1);
+    };
+    const docsT = prepare(corpus.embeddings, nCorpus).T;
+    for (let start = 0; start < rows.length; start += block) {
+      const blockRows = rows.slice(start, start + block);
+      tidy(() => {
+        const picked = new Float32Array(blockRows.length * dim);
+        blockRows.forEach((row, i) => picked.set(queries.embeddings.subarray(row * dim, (row + 1) * dim), i * dim));
+        const scores = prepare(picked, blockRows.length).mm(docsT).contiguous();
+        const [values, indices] = scores.topk(k, 1, true, true);
+        const reaching = scores.ge(values.narrow(1, k - 1, 1)).sum(1).toTypedArray<'int64'>();
+        const topValues = values.toTypedArray<'float32'>();
+        const topIndices = indices.toTypedArray<'int64'>();
+        blockRows.forEach((_, i) => {
+          let hits: Candidate[];
+          if (Number(reaching[i]) > k) {
+            hits = reselectAtTies(scores.select(0, i).toTypedArray<'float32'>(), topValues[i * k + k - 1]!, k, order);
+          } else {
+            hits = Array.from({ length: k }, (_, j) => ({ index: Number(topIndices[i * k + j]), score: topValues[i * k + j]! }));
+          }
+          results.push(hits.sort(order));
+        });
+      });
+    }
+  });
+  return results;
+}
+
+/** Every document above the cut, then the tied ones with the smallest ids, k in all. */
+function reselectAtTies(row: Float32Array, cut: number, k: number, order: (a: Candidate, b: Candidate) => number): Candidate[] {
+  const candidates: Candidate[] = [];
+  row.forEach((score, index) => {
+    if (score >= cut) candidates.push({ index, score });
+  });
+  return candidates.sort(order).slice(0, k);
+}
+
+// ------------------------------------------------------------------ metrics of one query
+
+/** The plan's values for one query, from its ranked corpus ids (REFERENCE §10.1). */
+function queryMetrics(ranked: readonly string[], relevant: ReadonlySet<string>, plan: readonly MetricPlan[]): number[] {
+  const isRelevant = ranked.map((id) => relevant.has(id));
+  const relevantCount = relevant.size;
+  return plan.map(({ metric, k }) => {
+    const top = isRelevant.slice(0, k);
+    const found = top.filter(Boolean).length;
+    switch (metric) {
+      case 'accuracy':
+        return found > 0 ? 1 : 0;
+      case 'precision':
+        return found / k;
+      case 'recall':
+        return found / relevantCount;
+      case 'mrr': {
+        const first = top.indexOf(true);
+        return first < 0 ? 0 : 1 / (first + 1);
+      }
+      case 'ndcg':
+        return discountedGain(top) / discountedGain(new Array<boolean>(Math.min(relevantCount, k)).fill(true));
+      case 'map': {
+        let hits = 0;
+        let sum = 0;
+        top.forEach((rel, rank) => {
+          if (rel) sum += ++hits / (rank + 1);
+        });
+        return sum / Math.min(k, relevantCount);
+      }
+    }
+  });
+}
+
+/** Σ rel_i / log2(i + 2), summed in rank order as the evaluator does. */
+function discountedGain(relevance: readonly boolean[]): number {
+  let dcg = 0;
+  relevance.forEach((rel, i) => {
+    dcg += (rel ? 1 : 0) / Math.log2(i + 2);
+  });
+  return dcg;
+}
