@@ -10,6 +10,7 @@ import { UsageError, modelFolder, parsePositiveInt, readTexts, writeJsonl } from
 
 interface EmbedFlags {
   model: string;
+  adapter?: string;
   input: string;
   output: string;
   textField: string;
@@ -29,6 +30,7 @@ export function registerEmbed(program: Command): void {
     .command('embed')
     .description('Embed texts with a Qwen3-Embedding or BERT model: prompts, pooling and normalisation as the reference libraries do.')
     .requiredOption('--model <dir|org/name>', 'model folder or hub id')
+    .option('--adapter <dir>', 'PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, as PEFT, ms-swift or embtune train write it), applied on top of --model without merging')
     .requiredOption('--input <file>', 'JSONL file (one object per line) or CSV/TSV with a header row, holding the text')
     .requiredOption('--output <file>', 'where to write: .jsonl → one {"embedding": [...]} per input line, in order; .safetensors → one "embeddings" [N, D] float32 tensor')
     .option('--text-field <name>', 'the field (JSONL) or column (CSV/TSV) holding the text', 'text')
@@ -45,7 +47,7 @@ export function registerEmbed(program: Command): void {
       const format = extname(flags.output).toLowerCase();
       if (format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
       const texts = await readTexts(flags.input, flags.textField);
-      const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype });
+      const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, adapter: flags.adapter });
       try {
         const bar = new CountBar('embedding', 'texts');
         let tokens = 0;

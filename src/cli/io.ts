@@ -1,9 +1,8 @@
 /** Shared by the commands: reading the --input texts, writing results atomically, model refs. */
-import { extname } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { writeFileAtomic } from '../formats/atomic_write.js';
-import { readJsonl, readTextField, DataError } from '../data/jsonl.js';
-import { readCsv } from '../data/csv.js';
+import { readJsonl, DataError } from '../data/jsonl.js';
+import { formatOf, readRecords, type RecordFormat } from '../data/records.js';
 import { resolveModel } from '../formats/hub.js';
 import { createProgressBar } from './progress.js';
 
@@ -19,19 +18,34 @@ export function modelFolder(ref: string): Promise<string> {
   return resolveModel(ref, { onProgress: createProgressBar() });
 }
 
+/**
+ * The texts of `field` in a data file: JSONL, JSON (an array of objects or of strings, or JSON
+ * Lines), CSV/TSV or Parquet (src/data/records.ts). A record without a string `field` is an error
+ * naming the file and line (row for Parquet) and the fields it has.
+ */
 export async function readTexts(file: string, field: string): Promise<string[]> {
-  const ext = extname(file).toLowerCase();
-  let texts: string[];
-  if (ext === '.csv' || ext === '.tsv') {
-    texts = readCsv(file).map(({ line, value }) => {
-      const text = value[field];
-      if (text === undefined) throw new DataError(file, line, `no column '${field}' (columns: ${Object.keys(value).join(', ')}); choose it with --text-field`);
-      return text;
-    });
-  } else if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') {
-    texts = await readTextField(file, field);
-  } else {
-    throw new UsageError(`${file}: --input must be JSONL (one JSON object per line), CSV or TSV with a header row`);
+  let format: RecordFormat;
+  try {
+    format = formatOf(file);
+  } catch {
+    throw new UsageError(`${file}: --input must be JSONL (one JSON object per line), JSON, CSV or TSV with a header row, or Parquet`);
+  }
+  const tabular = format === 'csv' || format === 'tsv' || format === 'parquet';
+  const texts: string[] = [];
+  try {
+    // Tabular files: read only the one column (the header/schema check names the columns present).
+    for await (const { row, line, record } of readRecords(file, { format, allowEmpty: true, columns: tabular ? [field] : undefined })) {
+      const text = record[field];
+      if (typeof text === 'string') {
+        texts.push(text);
+        continue;
+      }
+      const held = text === undefined ? '' : `, it holds ${text === null ? 'null' : typeof text}`;
+      throw new DataError(file, line ?? { row }, `no string field '${field}' (fields: ${Object.keys(record).slice(0, 8).join(', ') || 'none'}${held}); choose the field with --text-field`);
+    }
+  } catch (err) {
+    if (err instanceof DataError && err.reason.startsWith('no column')) throw new DataError(file, err.line, `${err.reason}; choose it with --text-field`);
+    throw err;
   }
   if (texts.length === 0) throw new UsageError(`${file}: no input lines`);
   return texts;
@@ -67,6 +81,14 @@ export function writeJsonl(file: string, rows: Iterable<unknown>): void {
     }
     if (chunk.length > 0) write(encoder.encode(chunk.join('')));
   });
+}
+
+/** A commander argument parser that accepts one of `allowed`. */
+export function choice<T extends string>(flag: string, allowed: readonly T[]) {
+  return (value: string): T => {
+    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${flag} must be one of ${allowed.join(', ')}.`);
+    return value as T;
+  };
 }
 
 export function parsePositiveInt(flag: string) {

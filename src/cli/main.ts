@@ -5,6 +5,9 @@ import { readFileSync } from 'node:fs';
 import { registerTokenize } from './tokenize.js';
 import { registerEmbed } from './embed.js';
 import { registerRerank } from './rerank.js';
+import { registerMine } from './mine.js';
+import { registerConvert } from './convert.js';
+import { registerTrain } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -30,6 +33,22 @@ program
 registerTokenize(program);
 registerEmbed(program);
 registerRerank(program);
+registerMine(program);
+registerConvert(program);
+registerTrain(program);
+
+/**
+ * ms-swift and HF users write `--learning_rate 6e-6`; every flag is also accepted that way
+ * (`--foo_bar` → `--foo-bar`, the value after `=` untouched).
+ */
+function snakeCaseFlags(argv: string[]): string[] {
+  return argv.map((arg, i) => {
+    if (i < 2 || !arg.startsWith('--')) return arg;
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    return name.replaceAll('_', '-') + (eq < 0 ? '' : arg.slice(eq));
+  });
+}
 
 function parsePositiveInt(value: string, flag: string): number {
   const n = Number(value);
@@ -40,7 +59,7 @@ function parsePositiveInt(value: string, flag: string): number {
   return n;
 }
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+program.parseAsync(snakeCaseFlags(process.argv)).catch((err: unknown) => {
   // Usage mistakes exit 2 (as commander does); everything else 1. No stack traces for users.
   const usage = err instanceof Error && err.name === 'UsageError';
   console.error(`embtune: ${err instanceof Error ? err.message : String(err)}`);

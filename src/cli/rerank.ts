@@ -6,6 +6,7 @@ import { modelFolder, parsePositiveInt, readPairs, writeJsonl } from './io.js';
 
 interface RerankFlags {
   model: string;
+  adapter?: string;
   input: string;
   output: string;
   instruction?: string;
@@ -18,6 +19,7 @@ export function registerRerank(program: Command): void {
     .command('rerank')
     .description('Score query–document pairs with a Qwen3-Reranker: P("yes") from the official prompt template.')
     .requiredOption('--model <dir|org/name>', 'Qwen3-Reranker folder or hub id')
+    .option('--adapter <dir>', 'PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on top of --model without merging')
     .requiredOption('--input <file>', 'JSONL file with {"query": ..., "document": ...} per line')
     .requiredOption('--output <file>', 'JSONL file to write: one {"score": p_yes} per input line, in order')
     .option('--instruction <text>', 'the <Instruct> of the template; default "Given a web search query, retrieve relevant passages that answer the query"')
@@ -25,7 +27,7 @@ export function registerRerank(program: Command): void {
     .option('--max-length <n>', 'tokens per pair, template included (the document is truncated to fit)', parsePositiveInt('--max-length'), 8192)
     .action(async (flags: RerankFlags) => {
       const pairs = await readPairs(flags.input);
-      const reranker = await Reranker.load(await modelFolder(flags.model));
+      const reranker = await Reranker.load(await modelFolder(flags.model), { adapter: flags.adapter });
       try {
         const bar = new CountBar('reranking', 'pairs');
         const scores = reranker.scorePairs(pairs, {

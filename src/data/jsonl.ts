@@ -5,15 +5,42 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 
+/** Where in a file a problem is: a line (text formats, optionally a column) or a row (Parquet). */
+export interface DataLocation {
+  /** 1-based line. */
+  line?: number;
+  /** 1-based column (character) within the line. */
+  column?: number;
+  /** 1-based row (Parquet: the row's position in the file). */
+  row?: number;
+}
+
+/** Bad input data: the message starts with where (`file:line: `, `file:line:column: `, `file: row N: `). */
 export class DataError extends Error {
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  readonly row: number | undefined;
+  readonly reason: string;
+
   constructor(
     readonly file: string,
-    readonly line: number,
+    at: number | DataLocation | undefined,
     reason: string,
   ) {
-    super(`${file}:${line}: ${reason}`);
+    const location: DataLocation = typeof at === 'number' ? { line: at } : (at ?? {});
+    super(`${file}${describeLocation(location)}: ${reason}`);
     this.name = 'DataError';
+    this.line = location.line;
+    this.column = location.column;
+    this.row = location.row;
+    this.reason = reason;
   }
+}
+
+function describeLocation({ line, column, row }: DataLocation): string {
+  if (line !== undefined) return column !== undefined ? `:${line}:${column}` : `:${line}`;
+  if (row !== undefined) return `: row ${row}`;
+  return '';
 }
 
 export type OnError = 'stop' | 'skip';
@@ -24,26 +51,36 @@ export interface JsonlRecord {
   value: Record<string, unknown>;
 }
 
-/** Streams the objects of a JSONL file; blank lines are ignored. */
-export async function* readJsonl(file: string, opts: { onError?: OnError; skipped?: DataError[] } = {}): AsyncGenerator<JsonlRecord> {
+/** One non-blank line of a JSON Lines file: its parsed value, or why it is not JSON. */
+export interface JsonlLine {
+  line: number;
+  value: unknown;
+  error?: DataError;
+}
+
+/** Streams the non-blank lines of a JSONL file, parsed; a line that is not JSON carries its error. */
+export async function* readJsonlLines(file: string): AsyncGenerator<JsonlLine> {
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let line = 0;
-  for await (const text of lines) {
+  for await (const raw of lines) {
     line++;
+    const text = line === 1 ? raw.replace(/^\uFEFF/, '') : raw;
     if (text.trim() === '') continue;
-    let value: unknown;
     try {
-      value = JSON.parse(text);
+      yield { line, value: JSON.parse(text) as unknown };
     } catch (err) {
-      const problem = new DataError(file, line, `not valid JSON (${(err as Error).message})`);
-      if (opts.onError === 'skip') {
-        opts.skipped?.push(problem);
-        continue;
-      }
-      throw problem;
+      // "at position 5" (0-based, in the line) reads better as a 1-based column.
+      const reason = (err as Error).message.replace(/at position (\d+)/, (_, p: string) => `at column ${Number(p) + 1}`);
+      yield { line, value: undefined, error: new DataError(file, line, `not valid JSON (${reason})`) };
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      const problem = new DataError(file, line, 'expected a JSON object');
+  }
+}
+
+/** Streams the objects of a JSONL file; blank lines are ignored. */
+export async function* readJsonl(file: string, opts: { onError?: OnError; skipped?: DataError[] } = {}): AsyncGenerator<JsonlRecord> {
+  for await (const { line, value, error } of readJsonlLines(file)) {
+    const problem = error ?? (typeof value !== 'object' || value === null || Array.isArray(value) ? new DataError(file, line, 'expected a JSON object') : undefined);
+    if (problem) {
       if (opts.onError === 'skip') {
         opts.skipped?.push(problem);
         continue;

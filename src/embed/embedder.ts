@@ -4,10 +4,14 @@
  * tokenizer's template (Qwen3-Embedding appends one `<|endoftext|>`), padding, the model's
  * pooling, Matryoshka truncation before L2 normalisation. Texts are sorted by length so batches
  * carry little padding, and results come back in input order.
+ *
+ * A PEFT LoRA adapter can be applied without merging (`adapter` option, `attachAdapter`), and
+ * `encodeTokens` is the same computation with autograd, for training (src/train).
  */
 import { Tensor, fromTypedArray, noGrad, tidy, type DType } from '../torch/index.js';
 import { pool, finishEmbedding } from '../models/pooling.js';
 import { loadEncoder, type EmbeddingModelInfo, type Encoder } from '../models/registry.js';
+import { LoraAdapter } from '../models/lora/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
 
@@ -84,17 +88,86 @@ export function batches(sortedLengths: number[], batchSize: number, maxBatchToke
   return out;
 }
 
+export interface LoadOptions {
+  /** Weights and activations dtype (default float32). */
+  dtype?: DType;
+  /**
+   * A PEFT LoRA adapter applied on top of the model without merging: a folder
+   * (adapter_config.json + adapter_model.safetensors; the embedder then owns and frees it) or a
+   * loaded `LoraAdapter` (the caller keeps owning it).
+   */
+  adapter?: string | LoraAdapter;
+}
+
+/** The options of `encodeTokens`: what happens after pooling. */
+export interface EncodeOptions {
+  /** Matryoshka: keep the first `dims` components (before normalising). */
+  dims?: number;
+  /** L2-normalise (default: what the model folder says; Qwen3: yes). */
+  normalize?: boolean;
+}
+
 export class Embedder {
+  #ownedAdapter: LoraAdapter | undefined;
+
   constructor(
     readonly encoder: Encoder,
     readonly tokenizer: Tokenizer,
     readonly info: EmbeddingModelInfo,
+    /** The model folder (or resolved hub snapshot) it was loaded from, if any. */
+    readonly folder?: string,
   ) {}
 
-  static async load(folder: string, opts: { dtype?: DType } = {}): Promise<Embedder> {
+  static async load(folder: string, opts: LoadOptions = {}): Promise<Embedder> {
     const tokenizer = await loadTokenizer(folder);
     const { encoder, info } = loadEncoder(folder, opts.dtype ?? 'float32');
-    return new Embedder(encoder, tokenizer, info);
+    const embedder = new Embedder(encoder, tokenizer, info, folder);
+    try {
+      if (typeof opts.adapter === 'string') embedder.#ownedAdapter = LoraAdapter.load(opts.adapter, encoder);
+      if (opts.adapter !== undefined) embedder.attachAdapter(embedder.#ownedAdapter ?? (opts.adapter as LoraAdapter));
+    } catch (err) {
+      embedder.dispose();
+      throw err;
+    }
+    return embedder;
+  }
+
+  /** The LoRA adapter applied to the model, if any. */
+  get adapter(): LoraAdapter | undefined {
+    const a = this.encoder.adapter;
+    return a instanceof LoraAdapter ? a : undefined;
+  }
+
+  /**
+   * Applies `adapter` to the model (it must fit the model's Linear layers), replacing any other;
+   * undefined removes it. An adapter this embedder loaded itself is freed when replaced.
+   */
+  attachAdapter(adapter: LoraAdapter | undefined): void {
+    this.encoder.attachAdapter(adapter);
+    if (this.#ownedAdapter && this.#ownedAdapter !== adapter) {
+      this.#ownedAdapter.dispose();
+      this.#ownedAdapter = undefined;
+    }
+  }
+
+  /**
+   * Pooled embeddings [B, D] (float32, or float64 for a float64 model) of a padded batch:
+   * forward, pooling, Matryoshka cut, normalisation — with autograd when grad mode is on (run
+   * it inside `enableGrad` to train; `embed` runs it under `noGrad`). Intermediates are freed;
+   * autograd keeps what backward needs.
+   */
+  encodeTokens(inputIds: Tensor, attentionMask: Tensor, opts: EncodeOptions = {}): Tensor {
+    return tidy(() => {
+      const hidden = this.encoder.forward(inputIds, attentionMask);
+      const pooled = pool(this.info.pooling, hidden, attentionMask);
+      const wide = pooled.dtype === 'float64' || pooled.dtype === 'float32' ? pooled : pooled.to('float32');
+      return finishEmbedding(wide, { dims: opts.dims, normalize: opts.normalize ?? this.info.normalize });
+    });
+  }
+
+  /** Pads token id rows into a batch with this model's pad id (default: its padding side). */
+  pad(rows: TokenIds[], side: 'left' | 'right' = this.info.paddingSide): Batch {
+    return padBatch(rows, this.tokenizer.padTokenId, side);
   }
 
   /** The text the model sees for one input. */
@@ -111,9 +184,12 @@ export class Embedder {
    * Token ids for each text (with the tokenizer's special tokens), truncated to the max length.
    * Qwen3-Embedding needs exactly one `<|endoftext|>` at the end (REFERENCE Gotcha 12): the
    * published tokenizer.json appends it, but copies made before that fix do not — then it is
-   * appended here, once.
+   * appended here, once. The second argument is the kind (`'query'` gets the query prompt,
+   * `'document'` none — for Qwen3 that is ms-swift's training input, text + `<|endoftext|>`) or
+   * the full options (prompt, instruction, maxLength).
    */
-  tokenize(texts: string[], opts: EmbedOptions = {}): TokenIds[] {
+  tokenize(texts: string[], kindOrOpts: TextKind | EmbedOptions = {}): TokenIds[] {
+    const opts: EmbedOptions = typeof kindOrOpts === 'string' ? { kind: kindOrOpts } : kindOrOpts;
     const maxLength = opts.maxLength ?? this.info.maxLength;
     const eos = this.info.family === 'qwen3' ? this.tokenizer.tokenId('<|endoftext|>') : undefined;
     const appendEos = eos !== undefined && !this.tokenizer.template.suffix.includes(eos);
@@ -141,11 +217,9 @@ export class Embedder {
     for (const members of batches(order.map((i) => ids[i]!.length), batchSize, opts.maxBatchTokens).map((range) => order.slice(...range))) {
       const vectors = tidy(() =>
         noGrad(() => {
-          const batch = padBatch(members.map((i) => ids[i]!), this.tokenizer.padTokenId, side);
+          const batch = this.pad(members.map((i) => ids[i]!), side);
           tokens += batch.realTokens;
-          const hidden = this.encoder.forward(batch.inputIds, batch.attentionMask);
-          const pooled = pool(this.info.pooling, hidden, batch.attentionMask);
-          return finishEmbedding(pooled.to('float32'), { dims: opts.dims, normalize });
+          return this.encodeTokens(batch.inputIds, batch.attentionMask, { dims: opts.dims, normalize }).to('float32');
         }),
       );
       const flat = vectors.toTypedArray<'float32'>();
@@ -158,7 +232,11 @@ export class Embedder {
     return out;
   }
 
+  /** Frees the model (and an adapter the embedder loaded itself). */
   dispose(): void {
+    this.encoder.attachAdapter(undefined);
+    this.#ownedAdapter?.dispose();
+    this.#ownedAdapter = undefined;
     this.encoder.dispose();
   }
 }

@@ -7,6 +7,7 @@ import { F, fromTypedArray, noGrad, tidy, type DType } from '../torch/index.js';
 import { Qwen3Model } from '../models/qwen3.js';
 import { DEFAULT_QWEN3_TASK, describeModel } from '../models/registry.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
+import { LoraAdapter } from '../models/lora/index.js';
 import { padBatch } from './embedder.js';
 
 export const RERANK_PREFIX =
@@ -31,6 +32,7 @@ export class Reranker {
   private readonly suffixIds: TokenIds;
   private readonly yesId: number;
   private readonly noId: number;
+  #ownedAdapter: LoraAdapter | undefined;
 
   constructor(
     readonly model: Qwen3Model,
@@ -44,11 +46,38 @@ export class Reranker {
     [this.yesId, this.noId] = [yes, no];
   }
 
-  static async load(folder: string, opts: { dtype?: DType } = {}): Promise<Reranker> {
+  /**
+   * `adapter`: a PEFT LoRA adapter applied without merging — a folder (the reranker then owns and
+   * frees it) or a loaded `LoraAdapter` (the caller keeps owning it).
+   */
+  static async load(folder: string, opts: { dtype?: DType; adapter?: string | LoraAdapter } = {}): Promise<Reranker> {
     const info = describeModel(folder);
     if (info.family !== 'qwen3') throw new Error(`${folder}: the reranker needs a Qwen3 model (Qwen3-Reranker), this is '${info.family}'`);
     const tokenizer = await loadTokenizer(folder);
-    return new Reranker(Qwen3Model.load(folder, opts.dtype ?? 'float32'), tokenizer);
+    const reranker = new Reranker(Qwen3Model.load(folder, opts.dtype ?? 'float32'), tokenizer);
+    try {
+      if (typeof opts.adapter === 'string') reranker.#ownedAdapter = LoraAdapter.load(opts.adapter, reranker.model);
+      if (opts.adapter !== undefined) reranker.attachAdapter(reranker.#ownedAdapter ?? (opts.adapter as LoraAdapter));
+    } catch (err) {
+      reranker.dispose();
+      throw err;
+    }
+    return reranker;
+  }
+
+  /** The LoRA adapter applied to the model, if any. */
+  get adapter(): LoraAdapter | undefined {
+    const a = this.model.adapter;
+    return a instanceof LoraAdapter ? a : undefined;
+  }
+
+  /** Applies `adapter` (or removes it with undefined); an adapter the reranker loaded itself is freed when replaced. */
+  attachAdapter(adapter: LoraAdapter | undefined): void {
+    this.model.attachAdapter(adapter);
+    if (this.#ownedAdapter && this.#ownedAdapter !== adapter) {
+      this.#ownedAdapter.dispose();
+      this.#ownedAdapter = undefined;
+    }
   }
 
   /** The token ids the model sees for one pair: prefix + body (truncated) + suffix. */
@@ -97,7 +126,11 @@ export class Reranker {
     return documents.map((document, index) => ({ index, document, score: scores[index]! })).sort((a, b) => b.score - a.score || a.index - b.index);
   }
 
+  /** Frees the model (and an adapter the reranker loaded itself). */
   dispose(): void {
+    this.model.attachAdapter(undefined);
+    this.#ownedAdapter?.dispose();
+    this.#ownedAdapter = undefined;
     this.model.dispose();
   }
 }

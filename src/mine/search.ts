@@ -1,11 +1,29 @@
 /**
  * Exact inner-product top-k of query vectors against corpus vectors — the `use_faiss`
- * (`IndexFlatIP`) equivalent of REFERENCE §2. Vectors are row-major Float32Arrays.
+ * (`IndexFlatIP`) equivalent of REFERENCE §2.3 step 4. Vectors are row-major Float32Arrays.
  *
  * Rows with fewer than k corpus entries are padded with score −Infinity and index −1, as
  * sentence-transformers v6 pads the candidate pool (fixtures/mining/edge e1).
+ *
+ * How: the corpus is cut into blocks of `corpusBlock` rows and the queries into blocks of
+ * `queryBlock` rows; each pair of blocks is one fp32 matrix product on the engine (BLAS sgemm,
+ * the same exact fp32 inner products FAISS's flat index computes on CPU). Each query keeps its
+ * running top-k as a bounded heap whose worst entry is the threshold: a block's scores are
+ * scanned once and only a score above the query's current k-th best is looked at further. For
+ * random or real embeddings the threshold settles after the first block, so the selection costs
+ * one comparison per score, and the matrix products dominate.
+ *
+ * Memory stays bounded whatever the corpus and query counts: besides the caller's vectors and the
+ * result (nQueries × k × 8 bytes), the search holds one query block and one corpus block copied
+ * into the engine ((queryBlock + corpusBlock) × dim × 4 bytes) and the scores of one block pair
+ * (queryBlock × corpusBlock × 4 bytes) — with the defaults at dim 1024, 4 + 32 + 32 MiB = 68 MiB
+ * (`searchWorkingBytes` computes it).
+ *
+ * Ties: when two corpus entries have the same score, the one with the lower corpus index ranks
+ * first, and it is the one kept when only one of them fits in the top k. NaN scores are never
+ * selected; nor are scores of −Infinity (they are indistinguishable from padding).
  */
-import { fromTypedArray, tidy } from '../torch/index.js';
+import { empty, tidy, type Tensor } from '../torch/index.js';
 
 export interface TopK {
   /** Neighbours per query. */
@@ -17,40 +35,230 @@ export interface TopK {
 }
 
 export interface SearchOptions {
-  /** Queries scored per block (default 4096). */
+  /**
+   * Queries scored per block (default 1024). Working memory is
+   * (queryBlock + corpusBlock) × dim × 4 + queryBlock × corpusBlock × 4 bytes.
+   */
   queryBlock?: number;
+  /** Corpus rows scored per block (default 8192); see `queryBlock` for the memory it costs. */
+  corpusBlock?: number;
+  /**
+   * Called after each block pair with the number of (query, document) scores computed so far
+   * and their total, nQueries × nCorpus.
+   */
   onProgress?: (done: number, total: number) => void;
 }
 
+export const DEFAULT_QUERY_BLOCK = 1024;
+/**
+ * 1024 × 8192 fp32 scores are 32 MiB: glibc serves freed blocks up to its 32 MiB mmap-threshold
+ * ceiling from the heap again, so the per-block score tensors reuse memory instead of being
+ * mapped and page-faulted afresh; and the products are already as fast as larger ones (BLAS
+ * reaches ~290 GFLOP/s on 2 cores at this size).
+ */
+export const DEFAULT_CORPUS_BLOCK = 8192;
+
+/** Bytes the search holds besides its inputs and its result (the bound stated in the header). */
+export function searchWorkingBytes(dim: number, options: Pick<SearchOptions, 'queryBlock' | 'corpusBlock'> = {}): number {
+  const qb = options.queryBlock ?? DEFAULT_QUERY_BLOCK;
+  const cb = options.corpusBlock ?? DEFAULT_CORPUS_BLOCK;
+  return (qb + cb) * dim * 4 + qb * cb * 4;
+}
+
 export function exactTopK(queries: Float32Array, corpus: Float32Array, dim: number, k: number, options: SearchOptions = {}): TopK {
-  if (dim <= 0 || queries.length % dim !== 0 || corpus.length % dim !== 0) {
+  if (!Number.isInteger(dim) || dim <= 0 || queries.length % dim !== 0 || corpus.length % dim !== 0) {
     throw new Error(`exactTopK: vector lengths (${queries.length}, ${corpus.length}) are not multiples of dim ${dim}`);
   }
+  if (!Number.isInteger(k) || k < 0) throw new Error(`exactTopK: k must be a non-negative integer, got ${k}`);
+  const queryBlock = positiveInteger(options.queryBlock ?? DEFAULT_QUERY_BLOCK, 'queryBlock');
+  const corpusBlock = positiveInteger(options.corpusBlock ?? DEFAULT_CORPUS_BLOCK, 'corpusBlock');
   const nq = queries.length / dim;
   const nc = corpus.length / dim;
-  const scores = new Float32Array(nq * k).fill(-Infinity);
-  const indices = new Int32Array(nq * k).fill(-1);
-  const kk = Math.min(k, nc);
-  if (kk === 0 || nq === 0) return { k, scores, indices };
-  const block = options.queryBlock ?? 4096;
-  tidy(() => {
-    const docs = fromTypedArray(corpus, [nc, dim]);
-    for (let start = 0; start < nq; start += block) {
-      const rows = Math.min(block, nq - start);
+  const heaps = new TopKHeaps(nq, k);
+  if (k > 0 && nq > 0 && nc > 0) {
+    tidy(() => searchBlocks(queries, corpus, dim, heaps, { queryBlock, corpusBlock, onProgress: options.onProgress }));
+  }
+  return heaps.finish();
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`exactTopK: ${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+interface BlockPlan {
+  queryBlock: number;
+  corpusBlock: number;
+  onProgress: ((done: number, total: number) => void) | undefined;
+}
+
+/**
+ * Corpus blocks outside, query blocks inside: each corpus block is copied into the engine once,
+ * and the running top-k of every query advances through the corpus in index order, which is
+ * what the tie rule relies on.
+ */
+function searchBlocks(queries: Float32Array, corpus: Float32Array, dim: number, heaps: TopKHeaps, plan: BlockPlan): void {
+  const nq = queries.length / dim;
+  const nc = corpus.length / dim;
+  const queryBuffer = new BlockBuffer(Math.min(plan.queryBlock, nq), dim);
+  const corpusBuffer = new BlockBuffer(Math.min(plan.corpusBlock, nc), dim);
+  const scoreBuffer = new BlockBuffer(Math.min(plan.queryBlock, nq), Math.min(plan.corpusBlock, nc));
+  let done = 0;
+  for (let c0 = 0; c0 < nc; c0 += plan.corpusBlock) {
+    const cols = Math.min(plan.corpusBlock, nc - c0);
+    corpusBuffer.fill(corpus, c0, cols);
+    for (let q0 = 0; q0 < nq; q0 += plan.queryBlock) {
+      const rows = Math.min(plan.queryBlock, nq - q0);
+      queryBuffer.fill(queries, q0, rows);
+      // The product lands in a fresh tensor that is freed at once; copying it into the reused
+      // score buffer (a few percent of the product's time) is what keeps memory bounded: a
+      // zero-copy view of each fresh tensor would keep its storage alive until V8 happened to
+      // collect the view.
       tidy(() => {
-        const q = fromTypedArray(queries.subarray(start * dim, (start + rows) * dim), [rows, dim]);
-        const [values, idx] = q.mm(docs.T).topk(kk, 1, true, true);
-        const v = values.toTypedArray<'float32'>();
-        const ix = idx.toTypedArray<'int64'>();
-        for (let r = 0; r < rows; r++) {
-          for (let j = 0; j < kk; j++) {
-            scores[(start + r) * k + j] = v[r * kk + j];
-            indices[(start + r) * k + j] = Number(ix[r * kk + j]);
+        scoreBuffer.shaped(rows, cols).copy_(queryBuffer.shaped(rows, dim).mm(corpusBuffer.shaped(cols, dim).T));
+      });
+      heaps.offer(scoreBuffer.view, q0, rows, c0, cols);
+      done += rows * cols;
+      plan.onProgress?.(done, nq * nc);
+    }
+  }
+}
+
+/**
+ * A [rows × width] fp32 engine tensor made once and reused for every block, with a zero-copy
+ * view of its storage (made once too, so that it pins nothing new).
+ */
+class BlockBuffer {
+  readonly #flat: Tensor;
+  readonly view: Float32Array;
+  readonly #width: number;
+
+  constructor(rows: number, width: number) {
+    this.#flat = empty([rows * width], { dtype: 'float32' });
+    this.view = this.#flat.dataView<'float32'>();
+    this.#width = width;
+  }
+
+  /** The first rows × cols elements as a contiguous [rows × cols] tensor (row stride cols). */
+  shaped(rows: number, cols: number): Tensor {
+    return this.#flat.narrow(0, 0, rows * cols).view(rows, cols);
+  }
+
+  /** Copies rows [first, first + count) of the [n × width] `source` into the buffer's first rows. */
+  fill(source: Float32Array, first: number, count: number): void {
+    this.view.set(source.subarray(first * this.#width, (first + count) * this.#width));
+  }
+}
+
+/**
+ * The running top-k of every query, kept in the result arrays themselves: row q's first
+ * `size[q]` slots are a binary heap whose root is the row's worst entry — lowest score, and
+ * among equal scores the highest corpus index. `finish` sorts each heap into its final order.
+ */
+class TopKHeaps {
+  readonly #k: number;
+  readonly #scores: Float32Array;
+  readonly #indices: Int32Array;
+  readonly #size: Int32Array;
+
+  constructor(nq: number, k: number) {
+    this.#k = k;
+    this.#scores = new Float32Array(nq * k).fill(-Infinity);
+    this.#indices = new Int32Array(nq * k).fill(-1);
+    this.#size = new Int32Array(nq);
+  }
+
+  /**
+   * Offers a block of scores: rows are queries q0…, columns corpus entries c0…. Corpus indices
+   * only grow from one offer to the next, so a score equal to a full heap's worst comes from a
+   * higher index and loses the tie: the strict `>` against the threshold is the tie rule.
+   */
+  offer(block: Float32Array, q0: number, rows: number, c0: number, cols: number): void {
+    const k = this.#k;
+    const scores = this.#scores;
+    for (let r = 0; r < rows; r++) {
+      const q = q0 + r;
+      const base = q * k;
+      let size = this.#size[q]!;
+      let threshold = size < k ? -Infinity : scores[base]!;
+      const start = r * cols;
+      const end = start + cols;
+      for (let j = start; j < end; j++) {
+        const s = block[j]!;
+        if (s > threshold) {
+          if (size < k) {
+            this.#push(base, size, s, c0 + (j - start));
+            size++;
+            if (size === k) threshold = scores[base]!;
+          } else {
+            this.#replaceWorst(base, s, c0 + (j - start));
+            threshold = scores[base]!;
           }
         }
-      });
-      options.onProgress?.(start + rows, nq);
+      }
+      this.#size[q] = size;
     }
-  });
-  return { k, scores, indices };
+  }
+
+  /** Sorts every row best first (score descending, then corpus index ascending). */
+  finish(): TopK {
+    const k = this.#k;
+    for (let q = 0; q < this.#size.length; q++) {
+      const base = q * k;
+      // Heapsort: the worst entry moves to the end of the shrinking heap, so the row ends up
+      // best first; slots past the heap keep their −Infinity / −1 padding.
+      for (let size = this.#size[q]!; size > 1; size--) {
+        this.#swap(base, base + size - 1);
+        this.#siftDown(base, size - 1, 0);
+      }
+    }
+    return { k, scores: this.#scores, indices: this.#indices };
+  }
+
+  /** Whether slot a ranks below slot b (lower score, or equal score and higher index). */
+  #worse(a: number, b: number): boolean {
+    const sa = this.#scores[a]!;
+    const sb = this.#scores[b]!;
+    return sa < sb || (sa === sb && this.#indices[a]! > this.#indices[b]!);
+  }
+
+  #swap(a: number, b: number): void {
+    const s = this.#scores[a]!;
+    this.#scores[a] = this.#scores[b]!;
+    this.#scores[b] = s;
+    const i = this.#indices[a]!;
+    this.#indices[a] = this.#indices[b]!;
+    this.#indices[b] = i;
+  }
+
+  #push(base: number, size: number, score: number, index: number): void {
+    this.#scores[base + size] = score;
+    this.#indices[base + size] = index;
+    let child = size;
+    while (child > 0) {
+      const parent = (child - 1) >> 1;
+      if (!this.#worse(base + child, base + parent)) break;
+      this.#swap(base + child, base + parent);
+      child = parent;
+    }
+  }
+
+  #replaceWorst(base: number, score: number, index: number): void {
+    this.#scores[base] = score;
+    this.#indices[base] = index;
+    this.#siftDown(base, this.#k, 0);
+  }
+
+  #siftDown(base: number, size: number, from: number): void {
+    let parent = from;
+    for (;;) {
+      const left = 2 * parent + 1;
+      if (left >= size) return;
+      const right = left + 1;
+      const worstChild = right < size && this.#worse(base + right, base + left) ? right : left;
+      if (!this.#worse(base + worstChild, base + parent)) return;
+      this.#swap(base + worstChild, base + parent);
+      parent = worstChild;
+    }
+  }
 }

@@ -4,10 +4,12 @@
  * layers of self-attention (scores / √d + (1 − mask)·finfo.min) and a GELU(erf) MLP.
  * Checkpoint names are BertModel's (`embeddings.word_embeddings.weight`, `encoder.layer.{i}…`);
  * `bert.`-prefixed checkpoints and legacy LayerNorm gamma/beta are accepted (weights.ts).
+ * Every Linear (query/key/value, attention output dense, intermediate dense, output dense, pooler
+ * dense) runs through `linear(w, …)` (weights.ts), where an attached LoRA adapter adds its delta.
  * Shapes: B batch, L tokens, H hidden, N heads, D = H / N.
  */
 import { F, Tensor, arange, noGrad, tidy, zeros_like, type DType } from '../torch/index.js';
-import { ModelLoadError, WeightStore, loadModelFolder } from './weights.js';
+import { ModelLoadError, WeightStore, linear, loadModelFolder, rootWeights, scoped, type LinearAdapter, type LinearModule, type Weights } from './weights.js';
 import { finfoMin } from './qwen3.js';
 
 export interface BertConfig {
@@ -24,8 +26,6 @@ export interface BertConfig {
   position_embedding_type?: string;
 }
 
-type Weights = (name: string) => Tensor;
-
 export const BERT_NAME_RULES = {
   stripPrefixes: ['bert.'],
   ignore: [/^cls\./],
@@ -36,7 +36,9 @@ export const BERT_NAME_RULES = {
 };
 
 export class BertModel {
+  readonly family = 'bert' as const;
   readonly dtype: DType;
+  #adapter: LinearAdapter | undefined;
 
   constructor(
     readonly config: BertConfig,
@@ -51,9 +53,41 @@ export class BertModel {
     return loadModelFolder<BertConfig, BertModel>(folder, BERT_NAME_RULES, dtype, (config, weights) => new BertModel(config, weights));
   }
 
+  /** The adapter (LoRA) its Linear layers consult, if one is attached. */
+  get adapter(): LinearAdapter | undefined {
+    return this.#adapter;
+  }
+
+  /** Attaches an adapter (checked against this model's Linear layers), or detaches with undefined. */
+  attachAdapter(adapter: LinearAdapter | undefined): void {
+    adapter?.checkFits(this.linearModules(), this.weights.source);
+    this.#adapter = adapter;
+  }
+
+  /**
+   * The Linear layers an adapter may target, in BertModel's module registration order (what PEFT
+   * walks): per layer attention.self.query/key/value, attention.output.dense,
+   * intermediate.dense, output.dense; then pooler.dense when the checkpoint has a pooler.
+   */
+  linearModules(): LinearModule[] {
+    const names = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'intermediate.dense', 'output.dense'];
+    const paths: string[] = [];
+    for (let l = 0; l < this.config.num_hidden_layers; l++) paths.push(...names.map((n) => `encoder.layer.${l}.${n}`));
+    if (this.weights.has('pooler.dense.weight')) paths.push('pooler.dense');
+    return paths.map((name) => {
+      const [outFeatures, inFeatures] = this.weights.get(`${name}.weight`).shape as [number, number];
+      return { name, inFeatures, outFeatures };
+    });
+  }
+
+  /** The root parameter lookup, with the attached adapter. */
+  lookup(): Weights {
+    return rootWeights(this.weights, this.#adapter);
+  }
+
   /** input_ids, attention_mask [, token_type_ids] [B, L] → last_hidden_state [B, L, H]. */
   forward(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor): Tensor {
-    const w = (name: string) => this.weights.get(name);
+    const w = this.lookup();
     const length = inputIds.size(1) as number;
     if (length > this.config.max_position_embeddings) {
       throw new Error(`BERT takes at most ${this.config.max_position_embeddings} tokens (max_position_embeddings), got ${length}; truncate the input`);
@@ -69,7 +103,7 @@ export class BertModel {
     const mask = extendedMask(attentionMask, this.dtype);
     for (let i = 0; i < this.config.num_hidden_layers; i++) {
       const input = hidden;
-      hidden = tidy(() => bertLayer((name) => w(`encoder.layer.${i}.${name}`), this.config, input, mask));
+      hidden = tidy(() => bertLayer(scoped(w, `encoder.layer.${i}`), this.config, input, mask));
       input.dispose();
     }
     mask.dispose();
@@ -78,7 +112,7 @@ export class BertModel {
 
   /** BertPooler: tanh(dense(h[:, 0])). */
   pooler(hidden: Tensor): Tensor {
-    return tidy(() => F.linear(hidden.select(1, 0), this.weights.get('pooler.dense.weight'), this.weights.get('pooler.dense.bias')).tanh());
+    return tidy(() => linear(this.lookup(), 'pooler.dense', hidden.select(1, 0), { bias: true }).tanh());
   }
 
   private checkShapes(): void {
@@ -118,8 +152,9 @@ function layerNorm(w: Weights, prefix: string, x: Tensor, eps: number): Tensor {
   return F.layer_norm(x, [x.size(-1) as number], w(`${prefix}.weight`), w(`${prefix}.bias`), eps);
 }
 
-function dense(w: Weights, prefix: string, x: Tensor): Tensor {
-  return F.linear(x, w(`${prefix}.weight`), w(`${prefix}.bias`));
+/** An nn.Linear with bias (every BERT Linear has one). */
+function dense(w: Weights, module: string, x: Tensor): Tensor {
+  return linear(w, module, x, { bias: true });
 }
 
 /** get_extended_attention_mask: [B, L] → [B, 1, 1, L], 0 where attended, finfo.min where padded. */

@@ -3,13 +3,17 @@
  * pre-norm RMSNorm, GQA attention with per-head q_norm/k_norm before half-split RoPE, eager
  * attention with an additive causal + padding mask and softmax in float32, SiLU-gated MLP.
  * Parameter names are the checkpoint's (`layers.{i}.self_attn.q_proj.weight`, …), read through
- * a `Weights` lookup, so the code can be checked line by line against the Python.
+ * a `Weights` lookup, so the code can be checked line by line against the Python. Every Linear
+ * (q/k/v/o_proj, gate/up/down_proj) runs through `linear(w, 'q_proj', x)` (weights.ts), where an
+ * attached LoRA adapter (src/models/lora) adds its delta — the model code knows nothing of LoRA.
  * Shapes: B batch, L tokens, H hidden, Nq/Nkv query/key-value heads, D head_dim.
  * Pooling lives in pooling.ts; the embedding and reranking heads in src/embed/.
  */
 import { F, Tensor, cat, full, arange, noGrad, tidy, dispose as torch_dispose } from '../torch/index.js';
 import type { DType } from '../torch/index.js';
-import { ModelLoadError, WeightStore, loadModelFolder } from './weights.js';
+import { ModelLoadError, WeightStore, linear, loadModelFolder, rootWeights, scoped, type LinearAdapter, type LinearModule, type Weights } from './weights.js';
+
+export { scoped, type Weights } from './weights.js';
 
 /** The config.json keys this code reads. */
 export interface Qwen3Config {
@@ -27,13 +31,6 @@ export interface Qwen3Config {
   rms_norm_eps: number;
   rope_theta: number;
   hidden_act?: string;
-}
-
-/** Looks a parameter up by its checkpoint name (relative to the module's prefix). */
-export type Weights = (name: string) => Tensor;
-
-export function scoped(weights: Weights, prefix: string): Weights {
-  return (name) => weights(`${prefix}.${name}`);
 }
 
 export function headDim(config: Qwen3Config): number {
@@ -106,7 +103,7 @@ function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Te
   // projection runs in its own scope, so only its result outlives it (peak memory as PyTorch's).
   const project = (name: string, heads: number, norm?: string) =>
     tidy(() => {
-      const x = F.linear(hidden, w(`${name}.weight`)).view(b, l, heads, d);
+      const x = linear(w, name, hidden).view(b, l, heads, d);
       const normed = norm ? F.rms_norm(x, w(`${norm}.weight`), config.rms_norm_eps) : x;
       const t = normed.transpose(1, 2);
       return norm ? F.rotary_embedding(t, cos, sin) : t;
@@ -118,17 +115,17 @@ function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Te
   // native call, so the [B, N, L, L] temporaries are freed as soon as they are used.
   const out = tidy(() => F.scaled_dot_product_attention(q, keys, values, { attnMask: mask, scale: d ** -0.5 }).transpose(1, 2).reshape(b, l, nq * d));
   torch_dispose([q, keys, values]);
-  return F.linear(out, w('o_proj.weight'));
+  return linear(w, 'o_proj', out);
 }
 
 /** down(silu(gate(x)) ⊙ up(x)); each [B, L, I] temporary is freed as soon as it is used. */
 export function mlp(w: Weights, hidden: Tensor): Tensor {
   return tidy(() => {
-    const gate = tidy(() => F.silu(F.linear(hidden, w('gate_proj.weight'))));
-    const up = F.linear(hidden, w('up_proj.weight'));
+    const gate = tidy(() => F.silu(linear(w, 'gate_proj', hidden)));
+    const up = linear(w, 'up_proj', hidden);
     const gated = gate.mul(up);
     torch_dispose([gate, up]);
-    return F.linear(gated, w('down_proj.weight'));
+    return linear(w, 'down_proj', gated);
   });
 }
 
@@ -144,7 +141,9 @@ export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, co
  * Weights use the flat names of the Qwen3-Embedding checkpoint (REFERENCE §6.3).
  */
 export class Qwen3Model {
+  readonly family = 'qwen3' as const;
   readonly dtype: DType;
+  #adapter: LinearAdapter | undefined;
 
   constructor(
     readonly config: Qwen3Config,
@@ -163,9 +162,42 @@ export class Qwen3Model {
     return this.config.num_hidden_layers!;
   }
 
+  /** The adapter (LoRA) its Linear layers consult, if one is attached. */
+  get adapter(): LinearAdapter | undefined {
+    return this.#adapter;
+  }
+
+  /** Attaches an adapter (checked against this model's Linear layers), or detaches with undefined. */
+  attachAdapter(adapter: LinearAdapter | undefined): void {
+    adapter?.checkFits(this.linearModules(), this.weights.source);
+    this.#adapter = adapter;
+  }
+
+  /**
+   * The Linear layers an adapter may target, in transformers' module registration order (what
+   * PEFT walks): per layer q, k, v, o_proj, then gate, up, down_proj. The LM head is not one
+   * of them (PEFT's `all-linear` leaves the output layer out; here it is tied to the embeddings).
+   */
+  linearModules(): LinearModule[] {
+    const names = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+    const out: LinearModule[] = [];
+    for (let l = 0; l < this.numLayers; l++) {
+      for (const n of names) {
+        const [outFeatures, inFeatures] = this.weights.get(`layers.${l}.${n}.weight`).shape as [number, number];
+        out.push({ name: `layers.${l}.${n}`, inFeatures, outFeatures });
+      }
+    }
+    return out;
+  }
+
+  /** The root parameter lookup, with the attached adapter. */
+  lookup(): Weights {
+    return rootWeights(this.weights, this.#adapter);
+  }
+
   /** input_ids, attention_mask [B, L] (int64) → last_hidden_state [B, L, H]. */
   forward(inputIds: Tensor, attentionMask: Tensor): Tensor {
-    const w = (name: string) => this.weights.get(name);
+    const w = this.lookup();
     const length = inputIds.size(1) as number;
     // Positions are 0…L−1 whatever the padding, as transformers does (REFERENCE §6.2).
     const [cos, sin] = rotaryCosSin(arange(length), headDim(this.config), this.config.rope_theta, this.dtype);

@@ -12,19 +12,33 @@ import type { DType, Tensor } from '../torch/index.js';
 import { BertModel } from './bert.js';
 import { Qwen3Model } from './qwen3.js';
 import type { PoolingMode } from './pooling.js';
-import { ModelLoadError, readConfig } from './weights.js';
+import { ModelLoadError, readConfig, type LinearAdapter, type LinearModule, type WeightStore } from './weights.js';
 
 export const DEFAULT_QWEN3_TASK = 'Given a web search query, retrieve relevant passages that answer the query';
 
-/** The encoder part every architecture offers: ids and mask in, last hidden states out. */
-export interface Encoder {
+export type ModelFamily = 'qwen3' | 'bert';
+
+/**
+ * A model whose Linear layers can carry an adapter (src/models/lora): it lists them, holds its
+ * weights by checkpoint name, and runs every Linear through the adapter attached to it.
+ */
+export interface AdaptableModel {
+  readonly family: ModelFamily;
   readonly dtype: DType;
+  readonly weights: WeightStore;
+  readonly adapter: LinearAdapter | undefined;
+  linearModules(): LinearModule[];
+  attachAdapter(adapter: LinearAdapter | undefined): void;
+}
+
+/** The encoder part every architecture offers: ids and mask in, last hidden states out. */
+export interface Encoder extends AdaptableModel {
   forward(inputIds: Tensor, attentionMask: Tensor): Tensor;
   dispose(): void;
 }
 
 export interface EmbeddingModelInfo {
-  family: 'qwen3' | 'bert';
+  family: ModelFamily;
   pooling: PoolingMode;
   normalize: boolean;
   /** sentence-transformers prompts by name (`query`, `document`, …), prepended to the text. */

@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor, dispose, tidy, type DType } from '../torch/index.js';
+import { F, Tensor, dispose, keep, tidy, type DType } from '../torch/index.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SafetensorsCheckpoint } from '../formats/checkpoint.js';
 
 export class ModelLoadError extends Error {
@@ -34,7 +34,14 @@ export class WeightStore {
     private readonly tensors: Map<string, Tensor>,
     /** Where the weights came from, for error messages. */
     readonly source: string,
+    /** Normalised name → the name in the checkpoint file, where they differ (written back on export). */
+    private readonly checkpointNames: ReadonlyMap<string, string> = new Map(),
   ) {}
+
+  /** The name `name` had in the checkpoint file (before prefix stripping and renames). */
+  checkpointName(name: string): string {
+    return this.checkpointNames.get(name) ?? name;
+  }
 
   has(name: string): boolean {
     return this.tensors.has(name);
@@ -60,10 +67,11 @@ export class WeightStore {
     return this.keys().filter((k) => !this.used.has(k));
   }
 
-  /** Replaces a tensor (merging, dtype changes); the old one is disposed. */
+  /** Replaces a tensor (merging, dtype changes); the old one is disposed, the new one leaves every open scope. */
   set(name: string, t: Tensor): void {
-    this.tensors.get(name)?.dispose();
-    this.tensors.set(name, t);
+    const old = this.tensors.get(name);
+    if (old !== t) old?.dispose();
+    this.tensors.set(name, keep(t));
   }
 
   dispose(): void {
@@ -103,12 +111,14 @@ function normalise(name: string, rules: NameRules): string | undefined {
 export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'float32'): WeightStore {
   refusePickleOnly(folder);
   const tensors = new Map<string, Tensor>();
+  const checkpointNames = new Map<string, string>();
   const checkpoint = SafetensorsCheckpoint.open(folder);
   try {
     for (const key of checkpoint.keys()) {
       const name = normalise(key, rules);
       if (name === undefined) continue;
       if (tensors.has(name)) throw new ModelLoadError(`${folder}: '${key}' maps to '${name}', which another tensor already has`);
+      if (name !== key) checkpointNames.set(name, key);
       tensors.set(
         name,
         tidy(() => {
@@ -123,7 +133,7 @@ export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'fl
   } finally {
     checkpoint.close();
   }
-  return new WeightStore(tensors, folder);
+  return new WeightStore(tensors, folder, checkpointNames);
 }
 
 function isFloat(dtype: DType): boolean {
@@ -150,4 +160,63 @@ export function loadModelFolder<C, M>(folder: string, rules: NameRules, dtype: D
     weights.dispose();
     throw err;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one place a model's Linear layers run. Model code calls `linear(w, 'q_proj', x)` where the
+// Python has `self.q_proj(x)`; the lookup `w` knows its module path and the adapter attached to
+// the model (src/models/lora), which adds its delta to the base output. Without an adapter this
+// is exactly `F.linear(x, W, b)`.
+
+/** What a Linear layer of a model is: its module path (`layers.0.self_attn.q_proj`) and sizes. */
+export interface LinearModule {
+  /** Module path in the model's normalised naming; the weight is `${name}.weight`. */
+  name: string;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** Something that changes the output of some Linear layers (a LoRA adapter). */
+export interface LinearAdapter {
+  /**
+   * The output of module `module` given its input `x` and the base layer's output `base`
+   * (x·Wᵀ + b); `base` itself for modules the adapter does not touch.
+   */
+  adapt(module: string, x: Tensor, base: Tensor): Tensor;
+  /** Throws unless every module the adapter touches is among `modules` with the same sizes. */
+  checkFits(modules: readonly LinearModule[], model: string): void;
+}
+
+/**
+ * Looks a parameter up by its checkpoint name, relative to a module. A plain
+ * `(name) => Tensor` function is a valid lookup (no adapter); `scoped` and `rootWeights` carry
+ * the module path and the adapter along.
+ */
+export interface Weights {
+  (name: string): Tensor;
+  /** The module path of this scope ('' at the model's root). */
+  readonly path?: string;
+  /** The adapter every `linear` under this scope consults. */
+  readonly adapter?: LinearAdapter;
+}
+
+/** The lookup of a model's root module, with its adapter (if any). */
+export function rootWeights(store: WeightStore, adapter?: LinearAdapter): Weights {
+  return Object.assign((name: string) => store.get(name), { path: '', adapter });
+}
+
+/** The lookup of submodule `prefix` (`layers.3`, `self_attn`): names, path and adapter carried along. */
+export function scoped(weights: Weights, prefix: string): Weights {
+  const path = weights.path ? `${weights.path}.${prefix}` : prefix;
+  return Object.assign((name: string) => weights(`${prefix}.${name}`), { path, adapter: weights.adapter });
+}
+
+/**
+ * `nn.Linear` module `module` of scope `w` applied to x: x·Wᵀ (+ b with `bias`), then the
+ * adapter's change, if one is attached and targets this module.
+ */
+export function linear(w: Weights, module: string, x: Tensor, opts: { bias?: boolean } = {}): Tensor {
+  const base = F.linear(x, w(`${module}.weight`), opts.bias ? w(`${module}.bias`) : undefined);
+  if (!w.adapter) return base;
+  return w.adapter.adapt(w.path ? `${w.path}.${module}` : module, x, base);
 }

@@ -153,3 +153,41 @@ test('bad input to the commands is a message naming the problem and a non-zero e
     assert.match(run.stderr, /query.*document/);
   });
 });
+
+const ADAPTER = join(FIXTURES, 'models/qwen3-tiny-lora');
+
+test('embtune embed --adapter applies a PEFT adapter without merging: the adapter-active goldens', () => {
+  withTemp((dir) => {
+    const batch = goldens.embed_batch as { kind: string; raw: string }[];
+    const expected = goldenRows('embed_lora_left.safetensors', 'pooled_normalized') as number[][];
+    for (const kind of ['query', 'document']) {
+      const rows = batch.map((b, i) => ({ ...b, i })).filter((b) => b.kind === kind);
+      const input = join(dir, `${kind}.jsonl`);
+      writeFileSync(input, rows.map((r) => JSON.stringify({ text: r.raw })).join('\n') + '\n');
+      const output = join(dir, `${kind}-out.jsonl`);
+      const run = embtune('embed', '--model', QWEN, '--adapter', ADAPTER, '--input', input, '--kind', kind, '--output', output);
+      assert.equal(run.status, 0, run.stderr);
+      jsonl(output).forEach((row, k) => assertClose(row.embedding as number[], expected[rows[k]!.i]!, { atol: 1e-5 }, `${kind} ${k}`));
+    }
+  });
+});
+
+test('embtune rerank --adapter changes the scores; --help documents --adapter; a bad adapter folder is a message and exit 1', () => {
+  withTemp((dir) => {
+    const pairs = (goldens.rerank.pairs as { query: string; document: string }[]).slice(0, 2);
+    const input = join(dir, 'pairs.jsonl');
+    writeFileSync(input, pairs.map((p) => JSON.stringify({ query: p.query, document: p.document })).join('\n') + '\n');
+    let run = embtune('rerank', '--model', QWEN, '--adapter', ADAPTER, '--input', input, '--output', join(dir, 'scores.jsonl'));
+    assert.equal(run.status, 0, run.stderr);
+    const scores = jsonl(join(dir, 'scores.jsonl')).map((r) => r.score as number);
+    const base = (goldenRows('rerank.safetensors', 'p_yes') as number[]).slice(0, 2);
+    assert.ok(scores.some((s, i) => Math.abs(s - base[i]!) > 1e-3), `scores ${scores} differ from the base model's ${base}`);
+    for (const command of ['embed', 'rerank']) {
+      run = embtune(command, '--help');
+      assert.match(run.stdout, /--adapter <dir>\s+PEFT LoRA adapter folder/, `${command} --help`);
+    }
+    run = embtune('embed', '--model', QWEN, '--adapter', dir, '--input', input, '--text-field', 'query', '--output', join(dir, 'o.jsonl'));
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /embtune: .*no adapter_config\.json/);
+  });
+});

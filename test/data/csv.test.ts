@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readCsv } from '../../src/data/csv.js';
+import { readCsv, readCsvRows } from '../../src/data/csv.js';
 
 function withFile(name: string, text: string, fn: (path: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'embtune-csv-'));
@@ -32,4 +32,25 @@ test('readCsv names the file and line of a malformed row or an unclosed quote', 
   withFile('bad.csv', 'a,b\n1,2\n3\n', (path) => assert.throws(() => readCsv(path), /bad\.csv:3: 1 fields, but the header has 2/));
   withFile('open.csv', 'a\n"never closed\n', (path) => assert.throws(() => readCsv(path), /open\.csv:2: a quoted field is never closed/));
   withFile('empty.csv', '', (path) => assert.throws(() => readCsv(path), /empty/));
+});
+
+test('readCsvRows streams a file of several read chunks and gives the same rows as readCsv', async () => {
+  // ~2.5 MB: more than two of the 1 MiB chunks the stream reads, with quoted newlines and doubled
+  // quotes falling across chunk boundaries somewhere.
+  const lines = ['id,text'];
+  for (let i = 0; i < 20_000; i++) lines.push(`${i},"line ${i} says ""hi""\r\nand goes on ${'x'.repeat(100)}"`);
+  const text = lines.join('\r\n') + '\r\n';
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-csv-'));
+  try {
+    const path = join(dir, 'big.csv');
+    writeFileSync(path, text);
+    const streamed = [];
+    for await (const row of readCsvRows(path)) streamed.push(row);
+    assert.equal(streamed.length, 20_001);
+    const whole = readCsv(path);
+    assert.deepEqual(streamed.slice(1).map((r) => ({ line: r.line, value: { id: r.fields[0], text: r.fields[1] } })), whole);
+    assert.deepEqual(whole[19_999], { line: 40_000, value: { id: '19999', text: `line 19999 says "hi"\r\nand goes on ${'x'.repeat(100)}` } });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });

@@ -1,0 +1,22 @@
+/**
+ * LoRA adapters with PEFT's semantics and file format (REFERENCE §7): create, load, save, attach
+ * to a Qwen3 or BERT model (`model.attachAdapter`), train (A and B are the trainable leaves),
+ * merge and export.
+ */
+export { LoraAdapter, adapterDtypeFor, kaimingUniformBound, type CreateAdapterOptions, type LoraLayer } from './adapter.js';
+export {
+  ADAPTER_CONFIG_NAME,
+  ADAPTER_WEIGHTS_NAME,
+  AdapterConfigError,
+  SWIFT_LORA_DEFAULTS,
+  adapterConfigJson,
+  loraConfig,
+  loraScaling,
+  readAdapterConfig,
+  type AdapterConfigFile,
+  type InitLoraWeights,
+  type LoraConfig,
+} from './config.js';
+export { defaultNaming, parsePeftTensorName, peftTensorName, type LoraMatrix, type PeftNaming } from './naming.js';
+export { mergeAdapter, mergeAdapterFolder, saveModelFolder, type SaveModelOptions } from './merge.js';
+export { dumpsPython, pyFloat, pythonFloatRepr } from './python_json.js';

@@ -1,0 +1,74 @@
+/**
+ * JSON text as Python's `json.dumps(value, indent=2, sort_keys=True)` writes it — the form of the
+ * `adapter_config.json` PEFT saves (`PeftConfigMixin.save_pretrained`) and of the `config.json`
+ * transformers saves (`PretrainedConfig.to_json_string`). Writing the same bytes keeps files that
+ * went through embtune diffable against the ones the Python tools wrote.
+ *
+ * Values are strict_json's (`Map` objects, `JsonDecimal` for numbers written with a fraction or an
+ * exponent), so a config read and written back keeps `1e-06` and `1000000.0` as written; a JS
+ * number becomes an integer literal when it is an integer, else Python's float repr. Use
+ * `pyFloat` for a value that Python holds as a float (`lora_dropout` 0 is written `0.0`).
+ */
+import { JsonDecimal, type JsonValue } from '../../formats/strict_json.js';
+
+/** Python's repr of a float: shortest round-trip digits, exponent form below 1e-4 or from 1e16. */
+export function pythonFloatRepr(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const [mantissa, exp] = x.toExponential().split('e') as [string, string];
+  const exponent = Number(exp);
+  const negative = mantissa.startsWith('-');
+  const digits = mantissa.replace('-', '').replace('.', '');
+  const sign = negative ? '-' : '';
+  if (exponent < -4 || exponent >= 16) {
+    const m = digits.length === 1 ? digits : `${digits[0]}.${digits.slice(1)}`;
+    return `${sign}${m}e${exponent < 0 ? '-' : '+'}${String(Math.abs(exponent)).padStart(2, '0')}`;
+  }
+  if (exponent < 0) return `${sign}0.${'0'.repeat(-exponent - 1)}${digits}`;
+  const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, '0');
+  const fraction = digits.slice(exponent + 1);
+  return `${sign}${whole}.${fraction || '0'}`;
+}
+
+/** A number that Python holds as a float, for `dumpsPython`. */
+export function pyFloat(x: number): JsonDecimal {
+  return new JsonDecimal(pythonFloatRepr(x), x);
+}
+
+/** A string with `ensure_ascii`: everything outside printable ASCII escaped as \uXXXX. */
+function pyString(s: string): string {
+  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Code-point order, as Python sorts str keys (JS's default sort compares UTF-16 units). */
+function byCodePoint(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
+function dump(value: JsonValue, depth: number): string {
+  const pad = (d: number) => '  '.repeat(d);
+  if (value === null) return 'null';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : pythonFloatRepr(value);
+  if (value instanceof JsonDecimal) return value.text;
+  if (typeof value === 'string') return pyString(value);
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    return `[\n${value.map((v) => pad(depth + 1) + dump(v, depth + 1)).join(',\n')}\n${pad(depth)}]`;
+  }
+  if (value.size === 0) return '{}';
+  const keys = [...value.keys()].sort(byCodePoint);
+  return `{\n${keys.map((k) => `${pad(depth + 1)}${pyString(k)}: ${dump(value.get(k)!, depth + 1)}`).join(',\n')}\n${pad(depth)}}`;
+}
+
+/** `json.dumps(value, indent=2, sort_keys=True)` (no trailing newline). */
+export function dumpsPython(value: JsonValue): string {
+  return dump(value, 0);
+}

@@ -1,0 +1,207 @@
+/**
+ * The model side of `embtune train`: an Embedder with a fresh or existing PEFT LoRA adapter
+ * (`--train-type lora`), or with every weight trainable (`--train-type full`), exposed as the
+ * trainer's `TrainableModel`.
+ *
+ * Texts are tokenized as ms-swift's `qwen3_emb` template does while training (REFERENCE §3.1):
+ * no instruction on queries, `tokens(text) + <|endoftext|>`; BERT encoders get their own
+ * `[CLS] … [SEP]`. Pooling and normalisation are the model's (Qwen3: last token, §3.2).
+ *
+ * Gradient checkpointing (Qwen3): the forward keeps only each decoder layer's input; backward
+ * then recomputes one layer at a time with autograd and pushes the gradient through it —
+ * HF's `gradient_checkpointing` per decoder layer, for the cost of one more forward.
+ */
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { F, Tensor, arange, dispose, enableGrad, isGradEnabled, keep, noGrad, tidy } from '../torch/index.js';
+import { Embedder } from '../embed/embedder.js';
+import { LoraAdapter } from '../models/lora/index.js';
+import { saveModelFolder } from '../models/lora/merge.js';
+import { Qwen3Model, causalPaddingMask, decoderLayer, headDim, rotaryCosSin, scoped } from '../models/qwen3.js';
+import { pool } from '../models/pooling.js';
+import { manualSeed } from '../torch/creation.js';
+import { SafetensorsCheckpoint } from '../formats/checkpoint.js';
+import type { TokenIds } from '../tokenizers/index.js';
+import type { TrainConfig } from './config.js';
+import type { TrainableModel } from './trainer.js';
+
+export interface LoadedTrainable {
+  trainable: TrainableModel;
+  embedder: Embedder;
+  adapter?: LoraAdapter;
+  /** One line for the log: family, dtype, what trains and how many parameters. */
+  description: string;
+  dispose(): void;
+}
+
+export async function loadTrainableModel(folder: string, config: TrainConfig, say: (line: string) => void = () => {}): Promise<LoadedTrainable> {
+  const baseDtype = config.trainType === 'full' ? 'float32' : config.dtype;
+  if (config.trainType === 'full' && config.dtype !== 'float32') say('full fine-tuning keeps float32 weights (--torch-dtype bfloat16 applies to LoRA\'s frozen base only)');
+  const embedder = await Embedder.load(folder, { dtype: baseDtype });
+  let adapter: LoraAdapter | undefined;
+  let params: Map<string, Tensor>;
+  if (config.trainType === 'lora') {
+    if (config.adapter) {
+      adapter = LoraAdapter.load(config.adapter, embedder.encoder);
+      say(`continuing the adapter in ${config.adapter} (its LoRA config: r ${adapter.config.r}, alpha ${adapter.config.lora_alpha}, dropout ${adapter.config.lora_dropout})`);
+    } else {
+      manualSeed(config.seed);
+      adapter = LoraAdapter.create(embedder.encoder, {
+        r: config.loraRank,
+        lora_alpha: config.loraAlpha,
+        lora_dropout: config.loraDropout,
+        target_modules: config.targetModules,
+        use_rslora: config.useRslora,
+        init_lora_weights: config.initWeights === 'gaussian' ? 'gaussian' : true,
+      });
+    }
+    embedder.attachAdapter(adapter);
+    params = adapter.namedParameters();
+  } else {
+    params = new Map();
+    const store = embedder.encoder.weights;
+    for (const name of store.keys()) {
+      const t = store.get(name);
+      if (t.dtype !== 'float32') continue;
+      t.requires_grad_(true);
+      params.set(store.checkpointName(name), t);
+    }
+  }
+  const count = [...params.values()].reduce((n, t) => n + t.numel(), 0);
+  const what = adapter ? `LoRA r ${adapter.config.r} on ${adapter.layers.size} layers` : 'every weight';
+  const trainable = new EmbedderTrainable(embedder, folder, config, params, adapter);
+  return {
+    trainable,
+    embedder,
+    adapter,
+    description: `${embedder.info.family} (${baseDtype}), ${what}: ${count.toLocaleString('en-US')} trainable parameters`,
+    dispose() {
+      trainable.dispose();
+      embedder.dispose();
+      adapter?.dispose();
+    },
+  };
+}
+
+class EmbedderTrainable implements TrainableModel {
+  /** Decoder-layer inputs kept by a checkpointed forward, consumed by `backward`. */
+  private saved: { inputs: Tensor[]; top: Tensor; cos: Tensor; sin: Tensor; mask: Tensor } | undefined;
+
+  constructor(
+    readonly embedder: Embedder,
+    readonly folder: string,
+    readonly config: TrainConfig,
+    readonly params: Map<string, Tensor>,
+    readonly adapter: LoraAdapter | undefined,
+  ) {
+    if (config.gradientCheckpointing && !(embedder.encoder instanceof Qwen3Model)) {
+      throw new Error(`--gradient-checkpointing is implemented for Qwen3 models; ${embedder.info.family} models are small enough to train without it`);
+    }
+  }
+
+  get padTokenId(): number {
+    return this.embedder.tokenizer.padTokenId;
+  }
+
+  tokenize(texts: string[]): TokenIds[] {
+    return this.embedder.tokenize(texts, { kind: 'document', maxLength: 1 << 30 });
+  }
+
+  encode(inputIds: Tensor, attentionMask: Tensor): Tensor {
+    if (this.config.gradientCheckpointing && this.embedder.encoder instanceof Qwen3Model && isGradEnabled()) {
+      return this.encodeCheckpointed(this.embedder.encoder, inputIds, attentionMask);
+    }
+    return this.embedder.encodeTokens(inputIds, attentionMask, { normalize: false });
+  }
+
+  /**
+   * Forward without storing activations: each layer runs under no_grad and only its input is
+   * kept; the final norm and pooling run with autograd from a leaf that stands for the last
+   * layer's output.
+   */
+  private encodeCheckpointed(model: Qwen3Model, inputIds: Tensor, attentionMask: Tensor): Tensor {
+    this.releaseSaved();
+    const w = model.lookup();
+    const length = inputIds.size(1) as number;
+    const [cos, sin] = rotaryCosSin(arange(length), headDim(model.config), model.config.rope_theta, model.dtype).map((t) => keep(t)) as [Tensor, Tensor];
+    const mask = keep(causalPaddingMask(attentionMask, model.dtype));
+    const inputs: Tensor[] = [];
+    let hidden = keep(noGrad(() => F.embedding(inputIds, w('embed_tokens.weight'))));
+    for (let i = 0; i < model.numLayers; i++) {
+      inputs.push(hidden);
+      const input = hidden;
+      hidden = keep(noGrad(() => decoderLayer(scoped(w, `layers.${i}`), model.config, input, cos, sin, mask)));
+    }
+    const top = keep(hidden.requires_grad_(true));
+    this.saved = { inputs, top, cos, sin, mask };
+    const normed = F.rms_norm(top, w('norm.weight'), model.config.rms_norm_eps);
+    const pooled = pool(this.embedder.info.pooling, normed, attentionMask);
+    return pooled.dtype === 'float32' ? pooled : pooled.to('float32');
+  }
+
+  backward(loss: Tensor): void {
+    loss.backward();
+    const saved = this.saved;
+    if (!saved) return;
+    this.saved = undefined;
+    const model = this.embedder.encoder as Qwen3Model;
+    const w = model.lookup();
+    let grad = saved.top.grad ? keep(saved.top.grad.detach()) : undefined;
+    try {
+      for (let i = model.numLayers - 1; i >= 0 && grad; i--) {
+        const upstream: Tensor = grad;
+        grad = tidy(() => {
+          const x = saved.inputs[i]!.detach().requires_grad_(true);
+          const y = enableGrad(() => decoderLayer(scoped(w, `layers.${i}`), model.config, x, saved.cos, saved.sin, saved.mask));
+          y.backward(upstream);
+          return x.grad ? keep(x.grad.detach()) : undefined;
+        });
+        upstream.dispose();
+      }
+      grad?.dispose();
+    } finally {
+      dispose([...saved.inputs, saved.top, saved.cos, saved.sin, saved.mask]);
+    }
+  }
+
+  private releaseSaved(): void {
+    if (!this.saved) return;
+    const s = this.saved;
+    dispose([...s.inputs, s.top, s.cos, s.sin, s.mask]);
+    this.saved = undefined;
+  }
+
+  trainableParameters(): ReadonlyMap<string, Tensor> {
+    return this.params;
+  }
+
+  train(mode: boolean): void {
+    this.adapter?.train(mode);
+  }
+
+  save(dir: string): void {
+    if (this.adapter) this.adapter.save(dir, { baseModelNameOrPath: this.config.model });
+    else saveModelFolder(this.embedder.encoder, this.folder, dir);
+  }
+
+  loadTrainable(dir: string): void {
+    if (this.adapter) return this.adapter.loadWeights(dir);
+    if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'))) throw new Error(`${dir}: no model weights to resume a full fine-tune from`);
+    const checkpoint = SafetensorsCheckpoint.open(dir);
+    try {
+      noGrad(() => {
+        for (const [name, p] of this.params) {
+          const t = checkpoint.tensor(name);
+          p.copy_(t);
+          t.dispose();
+        }
+      });
+    } finally {
+      checkpoint.close();
+    }
+  }
+
+  dispose(): void {
+    this.releaseSaved();
+  }
+}

@@ -1,0 +1,96 @@
+// `embtune mine` end to end: the tutorial's flags on the mining fixture, with the fixture's
+// vectors given as precomputed tables, against sentence-transformers v6.0.0's own output.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FIXTURES, ROOT } from '../helpers.js';
+
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const MINING = join(FIXTURES, 'mining');
+
+function embtune(...args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, EMBTUNE_NUM_THREADS: '1', HF_HUB_OFFLINE: '1' } });
+}
+
+interface Case {
+  stdout: string;
+  output: { columns: string[]; rows: Record<string, unknown>[] };
+}
+
+function withTables(body: (dir: string, queries: string, documents: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-mine-cli-'));
+  try {
+    const fixture = JSON.parse(readFileSync(join(MINING, 'embeddings.json'), 'utf8')) as { queries: unknown[]; documents: unknown[] };
+    const queries = join(dir, 'queries.jsonl');
+    const documents = join(dir, 'documents.jsonl');
+    writeFileSync(queries, fixture.queries.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(documents, fixture.documents.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    body(dir, queries, documents);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const CASE_A = ['--anchor-column', 'prompt', '--positive-column', 'response', '--num-negatives', '5', '--range-min', '2', '--range-max', '15', '--max-score', '0.8', '--absolute-margin', '0.1', '--sampling-strategy', 'top', '--output-format', 'labeled-list'];
+
+test('embtune mine with precomputed vectors writes the rows and prints the statistics sentence-transformers v6 does', () => {
+  const golden = JSON.parse(readFileSync(join(MINING, 'cases', 'v6.0.0', 'a_labeled_list.json'), 'utf8')) as Case;
+  withTables((dir, queries, documents) => {
+    const out = join(dir, 'mined.jsonl');
+    const r = embtune('mine', '--input', join(MINING, 'dataset.jsonl'), '--output', out, '--query-embeddings', queries, '--corpus-embeddings', documents, ...CASE_A);
+    assert.equal(r.status, 0, r.stderr);
+    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(rows.length, golden.output.rows.length);
+    rows.forEach((row, i) => {
+      assert.deepEqual(Object.keys(row), golden.output.columns);
+      assert.deepEqual(row, golden.output.rows[i]);
+    });
+    // Exact except the eight statistic lines (README §7: last digit may differ near a rounding boundary).
+    const printed = r.stdout.split('\n');
+    const expected = golden.stdout.split('\n');
+    assert.equal(printed.length, expected.length);
+    expected.forEach((line, i) => {
+      if (/^(Mean|Median|Std|Min|25%|50%|75%|Max) /.test(line)) {
+        const want = line.trim().split(/\s+/).slice(1).map(Number);
+        const got = printed[i]!.trim().split(/\s+/).slice(1).map(Number);
+        want.forEach((w, j) => assert.ok(Math.abs(w - got[j]!) <= 5e-5 + 1e-6, `${line} vs ${printed[i]}`));
+      } else assert.equal(printed[i], line);
+    });
+  });
+});
+
+test('embtune mine --swift writes the tutorial\'s ms-swift records', () => {
+  const golden = readFileSync(join(MINING, 'swift', 'v6.0.0', 'a_labeled_list.swift.jsonl'), 'utf8');
+  withTables((dir, queries, documents) => {
+    const out = join(dir, 'swift.jsonl');
+    const r = embtune('mine', '--input', join(MINING, 'dataset.jsonl'), '--output', out, '--query-embeddings', queries, '--corpus-embeddings', documents, '--swift', '--quiet', ...CASE_A);
+    assert.equal(r.status, 0, r.stderr);
+    const parse = (text: string) => text.trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    assert.deepEqual(parse(readFileSync(out, 'utf8')), parse(golden));
+    assert.doesNotMatch(r.stdout, /Metric|Skipped|Could not find/, '--quiet prints no statistics');
+  });
+});
+
+test('embtune mine names a text the precomputed table lacks, and refuses half a pair of tables', () => {
+  withTables((dir, queries, documents) => {
+    const partial = join(dir, 'partial.jsonl');
+    writeFileSync(partial, readFileSync(documents, 'utf8').split('\n').slice(1).join('\n'));
+    const r = embtune('mine', '--input', join(MINING, 'dataset.jsonl'), '--output', join(dir, 'x.jsonl'), '--query-embeddings', queries, '--corpus-embeddings', partial, ...CASE_A);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /--corpus-embeddings \(.*partial\.jsonl\) has no embedding for 1 of the 113 texts needed: "咀嚼式/);
+    const half = embtune('mine', '--input', join(MINING, 'dataset.jsonl'), '--output', join(dir, 'x.jsonl'), '--query-embeddings', queries);
+    assert.equal(half.status, 2);
+    assert.match(half.stderr, /go together/);
+  });
+});
+
+test('embtune mine --anchor-column that is not a column is a usage error listing the columns', () => {
+  withTables((dir, queries, documents) => {
+    const r = embtune('mine', '--input', join(MINING, 'dataset.jsonl'), '--output', join(dir, 'x.jsonl'), '--query-embeddings', queries, '--corpus-embeddings', documents, '--anchor-column', 'question');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /no column 'question'.*columns: prompt, response/);
+  });
+});
