@@ -8,6 +8,7 @@ import { registerRerank } from './rerank.js';
 import { registerMine } from './mine.js';
 import { registerConvert } from './convert.js';
 import { registerTrain } from './train.js';
+import { registerMerge } from './merge.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -36,6 +37,7 @@ registerRerank(program);
 registerMine(program);
 registerConvert(program);
 registerTrain(program);
+registerMerge(program);
 
 /**
  * ms-swift and HF users write `--learning_rate 6e-6`; every flag is also accepted that way

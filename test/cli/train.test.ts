@@ -125,3 +125,23 @@ test('Ctrl-C during embtune train saves a checkpoint and exits cleanly', async (
     assert.ok(existsSync(join(found[0]!, 'trainer_state.json')));
   });
 });
+
+test('embtune merge folds the fixture adapter into the base: the merged folder embeds as the adapter does', async () => {
+  await withTemp((dir) => {
+    const out = join(dir, 'merged');
+    const m = embtune('merge', '--model', QWEN, '--adapter', join(FIXTURES, 'models/qwen3-tiny-lora'), '--output', out);
+    assert.equal(m.status, 0, m.stderr);
+    const texts = join(dir, 'texts.jsonl');
+    writeFileSync(texts, '{"text": "什么是轮作？"}\n{"text": "水稻稻瘟病怎么防治"}\n');
+    const viaAdapter = embtune('embed', '--model', QWEN, '--adapter', join(FIXTURES, 'models/qwen3-tiny-lora'), '--input', texts, '--output', join(dir, 'a.jsonl'));
+    const viaMerged = embtune('embed', '--model', out, '--input', texts, '--output', join(dir, 'm.jsonl'));
+    assert.equal(viaAdapter.status, 0, viaAdapter.stderr);
+    assert.equal(viaMerged.status, 0, viaMerged.stderr);
+    const rows = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { embedding: number[] }).embedding);
+    const [a, m2] = [rows('a.jsonl'), rows('m.jsonl')];
+    a.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - m2[i]![j]!) < 2e-5, `row ${i} dim ${j}: ${x} vs ${m2[i]![j]}`)));
+    const refused = embtune('merge', '--model', QWEN, '--adapter', join(FIXTURES, 'models/qwen3-tiny-lora'), '--output', QWEN);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /overwrite the base model folder/);
+  });
+});
