@@ -94,3 +94,34 @@ test('embtune mine --anchor-column that is not a column is a usage error listing
     assert.match(r.stderr, /no column 'question'.*columns: prompt, response/);
   });
 });
+
+test('embtune mine --cache-folder: a second run over the same texts embeds nothing and mines the same rows (Parquet output)', async () => {
+  const { parquetReadObjects } = await import('hyparquet');
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-mine-cache-'));
+  try {
+    const pairs = join(dir, 'pairs.jsonl');
+    const lines = readFileSync(join(MINING, 'dataset.jsonl'), 'utf8').trim().split('\n').slice(0, 30);
+    writeFileSync(pairs, lines.join('\n') + '\n');
+    const args = (out: string) => ['mine', '--model', join(FIXTURES, 'models/qwen3-tiny'), '--input', pairs, '--output', out, '--cache-folder', join(dir, 'cache'), '--num-negatives', '2', '--output-format', 'labeled-list'];
+    const first = embtune(...args(join(dir, 'first.parquet')));
+    assert.equal(first.status, 0, first.stderr);
+    assert.doesNotMatch(first.stderr, /cache: \d+ of/);
+    const second = embtune(...args(join(dir, 'second.parquet')));
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stderr, /cache: 30 of 30 query vectors/);
+    assert.match(second.stderr, /cache: \d+ of \d+ document vectors/);
+    assert.doesNotMatch(second.stderr, /embed documents|embed queries/, 'no embedding progress on the second run');
+    const read = async (f: string) => parquetReadObjects({ file: await fileBuffer(join(dir, f)) });
+    const [a, b] = [await read('first.parquet'), await read('second.parquet')];
+    assert.ok(a.length > 0);
+    assert.deepEqual(b, a);
+    assert.deepEqual(Object.keys(a[0]!), ['prompt', 'response', 'labels']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function fileBuffer(path: string): Promise<ArrayBuffer> {
+  const bytes = readFileSync(path);
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+}
