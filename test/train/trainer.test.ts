@@ -129,3 +129,57 @@ test('a non-finite loss stops the run with the last good checkpoint kept', async
     assert.equal(result.lastCheckpoint, join(dir, 'run', 'checkpoint-3'));
   });
 });
+
+test('--mrl-dims sums the InfoNCE loss over the leading dimensions (Matryoshka, ms-swift v4 semantics)', async () => {
+  await withTemp(async (dir) => {
+    const overrides = { maxSteps: 1, datasetShuffle: false, gradientAccumulationSteps: 1, splitDatasetRatio: 0, mrlDims: [8, 32] };
+    const { result } = await runTrainer(dir, overrides);
+    const logged = result.logHistory.find((r) => r.step === 1 && 'loss' in r)!.loss as number;
+    // At step 1 LoRA's B is zero, so the loss is the base model's on rows 0 and 1.
+    const c = config({ ...overrides, maxLength: 48, truncationStrategy: 'right' });
+    const model = await loadTrainableModel(QWEN, c);
+    try {
+      const objective = infonceObjective(c, {});
+      const rows = fixtureExamples(2).flatMap((e) => model.trainable.tokenize([e.query, e.positive, ...e.negatives]).map((r) => (r.length > 48 ? [...r.slice(0, 47), r[r.length - 1]!] : r)));
+      const { padBatch } = await import('../../src/embed/embedder.js');
+      const expected = torch.tidy(() =>
+        torch.noGrad(() => {
+          const batch = padBatch(rows, model.trainable.padTokenId, 'right');
+          const pooled = model.trainable.encode(batch.inputIds, batch.attentionMask);
+          const sizes = fixtureExamples(2).map((e) => 1 + e.negatives.length); // documents per row
+          return [8, 32].reduce((sum, d) => sum + objective.loss(torch.F.normalize(pooled.narrow(-1, 0, d), 2, -1), sizes).item(), 0);
+        }),
+      );
+      assertClose([logged], [expected], { rtol: 1e-5 }, 'mrl loss');
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+test('--train-type full trains every float weight and checkpoints a full model folder that loads', async () => {
+  await withTemp(async (dir) => {
+    const { result, weights } = await runTrainer(dir, { trainType: 'full', maxSteps: 1, saveSteps: 1, splitDatasetRatio: 0 });
+    assert.equal(result.stopped, 'finished');
+    const folder = result.lastCheckpoint!;
+    assert.ok(existsSync(join(folder, 'model.safetensors')));
+    assert.ok(existsSync(join(folder, 'config.json')));
+    const base = loadSafetensors(join(QWEN, 'model.safetensors'));
+    const saved = loadSafetensors(join(folder, 'model.safetensors'));
+    try {
+      const name = [...base.keys()].find((k) => k.includes('layers.0.self_attn.q_proj.weight'))!;
+      const changed = torch.tidy(() => saved.get(name)!.sub(base.get(name)!).abs().max().item());
+      assert.ok(changed > 1e-4, `q_proj moved by ${changed}`);
+      assert.ok(weights.size >= 14, `${weights.size} trainable tensors`);
+      const { Embedder } = await import('../../src/embed/embedder.js');
+      const embedder = await Embedder.load(folder);
+      try {
+        assert.equal(embedder.embed(['什么是轮作？'])[0]!.length, 32);
+      } finally {
+        embedder.dispose();
+      }
+    } finally {
+      torch.dispose([...base.values(), ...saved.values()]);
+    }
+  });
+});
