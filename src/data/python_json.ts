@@ -13,25 +13,9 @@
  * would write the non-JSON tokens NaN/Infinity, which no JSON reader (ours included) accepts.
  */
 
-/** Python's `repr(float)`: shortest round-trip digits, scientific when the exponent is < -4 or >= 16. */
-export function pythonFloatRepr(value: number): string {
-  if (Number.isNaN(value)) return 'nan';
-  if (!Number.isFinite(value)) return value > 0 ? 'inf' : '-inf';
-  if (value === 0) return Object.is(value, -0) ? '-0.0' : '0.0';
-  const [mantissa, exponentText] = value.toExponential().split('e') as [string, string];
-  const exponent = Number(exponentText);
-  if (exponent < -4 || exponent >= 16) {
-    return `${mantissa}e${exponent < 0 ? '-' : '+'}${String(Math.abs(exponent)).padStart(2, '0')}`;
-  }
-  // Place the decimal point in the shortest digits by hand: toFixed would round again (and
-  // breaks exact ties upwards, where the shortest digits are already right).
-  const sign = value < 0 ? '-' : '';
-  const digits = mantissa.replace('-', '').replace('.', '');
-  if (exponent < 0) return `${sign}0.${'0'.repeat(-exponent - 1)}${digits}`;
-  const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, '0');
-  const fraction = digits.slice(exponent + 1);
-  return `${sign}${whole}.${fraction || '0'}`;
-}
+import { pythonFloatRepr } from '../formats/python_float.js';
+
+export { pythonFloatRepr };
 
 /** A number as Python's json module writes it (ints as ints, see the file comment). */
 function pythonNumber(value: number, where: string): string {

@@ -55,26 +55,4 @@ export function formatThousands(n: number): string {
   return n < 0 ? `-${grouped}` : grouped;
 }
 
-/**
- * Python's `repr(float)`: the shortest digits that round-trip (JS finds the same ones), in
- * positional notation for 1e-4 ≤ |x| < 1e16 with at least one decimal (`1.0`), otherwise as
- * `1e-05` / `1.5e+16`.
- */
-export function pythonFloatRepr(x: number): string {
-  if (Number.isNaN(x)) return 'nan';
-  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
-  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
-  const [mantissaText, exponentText] = Math.abs(x).toExponential().split('e') as [string, string];
-  const digits = mantissaText.replace('.', '');
-  const exponent = Number(exponentText);
-  const sign = x < 0 ? '-' : '';
-  if (exponent < -4 || exponent >= 16) {
-    const mantissa = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-    const magnitude = String(Math.abs(exponent)).padStart(2, '0');
-    return `${sign}${mantissa}e${exponent < 0 ? '-' : '+'}${magnitude}`;
-  }
-  if (exponent < 0) return `${sign}0.${'0'.repeat(-exponent - 1)}${digits}`;
-  const integerPart = digits.slice(0, exponent + 1).padEnd(exponent + 1, '0');
-  const fractionPart = digits.slice(exponent + 1);
-  return `${sign}${integerPart}.${fractionPart === '' ? '0' : fractionPart}`;
-}
+export { pythonFloatRepr } from '../formats/python_float.js';

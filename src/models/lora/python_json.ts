@@ -10,25 +10,13 @@
  * `pyFloat` for a value that Python holds as a float (`lora_dropout` 0 is written `0.0`).
  */
 import { JsonDecimal, type JsonValue } from '../../formats/strict_json.js';
+import { pythonFloatRepr as pythonRepr } from '../../formats/python_float.js';
 
-/** Python's repr of a float: shortest round-trip digits, exponent form below 1e-4 or from 1e16. */
+/** A float as Python's json module writes it: its repr, with JSON's NaN / Infinity tokens. */
 export function pythonFloatRepr(x: number): string {
   if (Number.isNaN(x)) return 'NaN';
   if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
-  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
-  const [mantissa, exp] = x.toExponential().split('e') as [string, string];
-  const exponent = Number(exp);
-  const negative = mantissa.startsWith('-');
-  const digits = mantissa.replace('-', '').replace('.', '');
-  const sign = negative ? '-' : '';
-  if (exponent < -4 || exponent >= 16) {
-    const m = digits.length === 1 ? digits : `${digits[0]}.${digits.slice(1)}`;
-    return `${sign}${m}e${exponent < 0 ? '-' : '+'}${String(Math.abs(exponent)).padStart(2, '0')}`;
-  }
-  if (exponent < 0) return `${sign}0.${'0'.repeat(-exponent - 1)}${digits}`;
-  const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, '0');
-  const fraction = digits.slice(exponent + 1);
-  return `${sign}${whole}.${fraction || '0'}`;
+  return pythonRepr(x);
 }
 
 /** A number that Python holds as a float, for `dumpsPython`. */
