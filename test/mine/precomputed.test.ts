@@ -49,7 +49,7 @@ test('a text listed twice with different vectors is an error naming both lines',
 
 test('malformed lines are errors naming file:line and the fault', async () => {
   const cases: [(object | string)[], RegExp][] = [
-    [['{"text": "a", "embedding": [1]'], /vectors\.jsonl:1:\d+: not valid JSON/],
+    [['{"text": "a", "embedding": [1]'], /vectors\.jsonl:1(:\d+)?: not valid JSON/],
     [[{ text: 'a', embedding: [1] }, { embedding: [1] }], /vectors\.jsonl:2: no string field 'text' \(fields: embedding\)/],
     [[{ text: 'a' }], /vectors\.jsonl:1: 'embedding' must be an array of numbers, got nothing/],
     [[{ text: 'a', embedding: [] }], /vectors\.jsonl:1: 'embedding' is empty/],
