@@ -369,6 +369,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   ApplyMallocSettings();
   embtune::RegisterRuntime(env, exports);
   embtune::RegisterOps(env, exports);
+  embtune::RegisterSearchOps(env, exports);
   return exports;
 }
 

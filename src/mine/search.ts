@@ -9,21 +9,23 @@
  * `queryBlock` rows; each pair of blocks is one fp32 matrix product on the engine (BLAS sgemm,
  * the same exact fp32 inner products FAISS's flat index computes on CPU). Each query keeps its
  * running top-k as a bounded heap whose worst entry is the threshold: a block's scores are
- * scanned once and only a score above the query's current k-th best is looked at further. For
- * random or real embeddings the threshold settles after the first block, so the selection costs
- * one comparison per score, and the matrix products dominate.
+ * scanned once, natively and in parallel over queries (`kernels.topkHeapOffer`), and only a score
+ * above the query's current k-th best is looked at further. For random or real embeddings the
+ * threshold settles after the first block, so the selection costs about one comparison per score
+ * and the matrix products dominate.
  *
  * Memory stays bounded whatever the corpus and query counts: besides the caller's vectors and the
  * result (nQueries × k × 8 bytes), the search holds one query block and one corpus block copied
- * into the engine ((queryBlock + corpusBlock) × dim × 4 bytes) and the scores of one block pair,
- * twice for a moment (the product, then the copy the selection reads: 2 × queryBlock × corpusBlock
- * × 4 bytes) — with the defaults at dim 1024, 4 + 30 + 2 × 30 MiB = 94 MiB (`searchWorkingBytes`).
+ * into the engine ((queryBlock + corpusBlock) × dim × 4 bytes), one reused buffer for the scores
+ * of a block pair that the product is written into (queryBlock × corpusBlock × 4 bytes), and the
+ * heaps (nQueries × k × 8 bytes, which become the result) — with the defaults at dim 1024,
+ * 4 + 30 + 30 MiB = 64 MiB besides the result (`searchWorkingBytes`).
  *
  * Ties: when two corpus entries have the same score, the one with the lower corpus index ranks
  * first, and it is the one kept when only one of them fits in the top k. NaN scores are never
  * selected; nor are scores of −Infinity (they are indistinguishable from padding).
  */
-import { empty, tidy, type Tensor } from '../torch/index.js';
+import { empty, full, kernels, mm_out, tidy, type Tensor } from '../torch/index.js';
 
 export interface TopK {
   /** Neighbours per query. */
@@ -37,7 +39,7 @@ export interface TopK {
 export interface SearchOptions {
   /**
    * Queries scored per block (default 1024). Working memory is
-   * (queryBlock + corpusBlock) × dim × 4 + 2 × queryBlock × corpusBlock × 4 bytes.
+   * (queryBlock + corpusBlock) × dim × 4 + queryBlock × corpusBlock × 4 bytes.
    */
   queryBlock?: number;
   /** Corpus rows scored per block (default 7680); see `queryBlock` for the memory it costs. */
@@ -64,7 +66,7 @@ export const DEFAULT_CORPUS_BLOCK = 7680;
 export function searchWorkingBytes(dim: number, options: Pick<SearchOptions, 'queryBlock' | 'corpusBlock'> = {}): number {
   const qb = options.queryBlock ?? DEFAULT_QUERY_BLOCK;
   const cb = options.corpusBlock ?? DEFAULT_CORPUS_BLOCK;
-  return (qb + cb) * dim * 4 + 2 * qb * cb * 4;
+  return (qb + cb) * dim * 4 + qb * cb * 4;
 }
 
 export function exactTopK(queries: Float32Array, corpus: Float32Array, dim: number, k: number, options: SearchOptions = {}): TopK {
@@ -112,15 +114,11 @@ function searchBlocks(queries: Float32Array, corpus: Float32Array, dim: number, 
     for (let q0 = 0; q0 < nq; q0 += plan.queryBlock) {
       const rows = Math.min(plan.queryBlock, nq - q0);
       queryBuffer.fill(queries, q0, rows);
-      // The product lands in a fresh tensor that is freed at once; copying it into the reused
-      // score buffer (~8 % of the search's time) is what keeps memory bounded: a zero-copy view
-      // of each fresh tensor would pin its storage until V8 collected the view, which this
-      // synchronous loop never gives it the chance to do (measured: every block stayed pinned).
-      // An `mm` that writes into an existing tensor (at::mm_out) would remove the copy.
       tidy(() => {
-        scoreBuffer.shaped(rows, cols).copy_(queryBuffer.shaped(rows, dim).mm(corpusBuffer.shaped(cols, dim).T));
+        const scores = scoreBuffer.shaped(rows, cols);
+        mm_out(scores, queryBuffer.shaped(rows, dim), corpusBuffer.shaped(cols, dim).T);
+        heaps.offer(scores, q0, c0);
       });
-      heaps.offer(scoreBuffer.view, q0, rows, c0, cols);
       done += rows * cols;
       plan.onProgress?.(done, nq * nc);
     }
@@ -154,113 +152,81 @@ class BlockBuffer {
 }
 
 /**
- * The running top-k of every query, kept in the result arrays themselves: row q's first
- * `size[q]` slots are a binary heap whose root is the row's worst entry — lowest score, and
- * among equal scores the highest corpus index. `finish` sorts each heap into its final order.
+ * The running top-k of every query: row q's first `size[q]` slots of engine tensors [nq, k] are a
+ * binary heap whose root is the row's worst entry — lowest score, and among equal scores the
+ * highest corpus index. Blocks are merged natively (`kernels.topkHeapOffer`); `finish` copies the
+ * heaps out and sorts each row into its final order.
  */
 class TopKHeaps {
   readonly #k: number;
-  readonly #scores: Float32Array;
-  readonly #indices: Int32Array;
-  readonly #size: Int32Array;
+  readonly #scores: Tensor;
+  readonly #indices: Tensor;
+  readonly #size: Tensor;
 
   constructor(nq: number, k: number) {
     this.#k = k;
-    this.#scores = new Float32Array(nq * k).fill(-Infinity);
-    this.#indices = new Int32Array(nq * k).fill(-1);
-    this.#size = new Int32Array(nq);
+    this.#scores = full([nq, k], -Infinity, { dtype: 'float32' });
+    this.#indices = full([nq, k], -1, { dtype: 'int32' });
+    this.#size = full([nq], 0, { dtype: 'int32' });
   }
 
-  /**
-   * Offers a block of scores: rows are queries q0…, columns corpus entries c0…. Corpus indices
-   * only grow from one offer to the next, so a score equal to a full heap's worst comes from a
-   * higher index and loses the tie: the strict `>` against the threshold is the tie rule.
-   */
-  offer(block: Float32Array, q0: number, rows: number, c0: number, cols: number): void {
-    const k = this.#k;
-    const scores = this.#scores;
-    for (let r = 0; r < rows; r++) {
-      const q = q0 + r;
-      const base = q * k;
-      let size = this.#size[q]!;
-      let threshold = size < k ? -Infinity : scores[base]!;
-      const start = r * cols;
-      const end = start + cols;
-      for (let j = start; j < end; j++) {
-        const s = block[j]!;
-        if (s > threshold) {
-          if (size < k) {
-            this.#push(base, size, s, c0 + (j - start));
-            size++;
-            if (size === k) threshold = scores[base]!;
-          } else {
-            this.#replaceWorst(base, s, c0 + (j - start));
-            threshold = scores[base]!;
-          }
-        }
-      }
-      this.#size[q] = size;
-    }
+  /** Offers a block of scores [rows, cols]: queries q0…, corpus entries c0… (in increasing corpus order across calls). */
+  offer(block: Tensor, q0: number, c0: number): void {
+    kernels.topkHeapOffer(block, this.#scores, this.#indices, this.#size, q0, c0);
   }
 
-  /** Sorts every row best first (score descending, then corpus index ascending). */
+  /** Every row best first (score descending, then corpus index ascending); frees the heaps. */
   finish(): TopK {
     const k = this.#k;
-    for (let q = 0; q < this.#size.length; q++) {
-      const base = q * k;
-      // Heapsort: the worst entry moves to the end of the shrinking heap, so the row ends up
-      // best first; slots past the heap keep their −Infinity / −1 padding.
-      for (let size = this.#size[q]!; size > 1; size--) {
-        this.#swap(base, base + size - 1);
-        this.#siftDown(base, size - 1, 0);
-      }
+    const scores = this.#scores.toTypedArray<'float32'>();
+    const indices = this.#indices.toTypedArray<'int32'>();
+    const sizes = this.#size.toTypedArray<'int32'>();
+    for (const t of [this.#scores, this.#indices, this.#size]) t.dispose();
+    const row = new RowOrder(scores, indices);
+    for (let q = 0; q < sizes.length; q++) row.sort(q * k, sizes[q]!);
+    return { k, scores, indices };
+  }
+}
+
+/** Heapsort of one row's heap in place: the worst entry moves to the end of the shrinking heap. */
+class RowOrder {
+  constructor(
+    private readonly scores: Float32Array,
+    private readonly indices: Int32Array,
+  ) {}
+
+  sort(base: number, size: number): void {
+    for (let n = size; n > 1; n--) {
+      this.swap(base, base + n - 1);
+      this.siftDown(base, n - 1);
     }
-    return { k, scores: this.#scores, indices: this.#indices };
   }
 
   /** Whether slot a ranks below slot b (lower score, or equal score and higher index). */
-  #worse(a: number, b: number): boolean {
-    const sa = this.#scores[a]!;
-    const sb = this.#scores[b]!;
-    return sa < sb || (sa === sb && this.#indices[a]! > this.#indices[b]!);
+  private worse(a: number, b: number): boolean {
+    const sa = this.scores[a]!;
+    const sb = this.scores[b]!;
+    return sa < sb || (sa === sb && this.indices[a]! > this.indices[b]!);
   }
 
-  #swap(a: number, b: number): void {
-    const s = this.#scores[a]!;
-    this.#scores[a] = this.#scores[b]!;
-    this.#scores[b] = s;
-    const i = this.#indices[a]!;
-    this.#indices[a] = this.#indices[b]!;
-    this.#indices[b] = i;
+  private swap(a: number, b: number): void {
+    const s = this.scores[a]!;
+    this.scores[a] = this.scores[b]!;
+    this.scores[b] = s;
+    const i = this.indices[a]!;
+    this.indices[a] = this.indices[b]!;
+    this.indices[b] = i;
   }
 
-  #push(base: number, size: number, score: number, index: number): void {
-    this.#scores[base + size] = score;
-    this.#indices[base + size] = index;
-    let child = size;
-    while (child > 0) {
-      const parent = (child - 1) >> 1;
-      if (!this.#worse(base + child, base + parent)) break;
-      this.#swap(base + child, base + parent);
-      child = parent;
-    }
-  }
-
-  #replaceWorst(base: number, score: number, index: number): void {
-    this.#scores[base] = score;
-    this.#indices[base] = index;
-    this.#siftDown(base, this.#k, 0);
-  }
-
-  #siftDown(base: number, size: number, from: number): void {
-    let parent = from;
+  private siftDown(base: number, size: number): void {
+    let parent = 0;
     for (;;) {
       const left = 2 * parent + 1;
       if (left >= size) return;
       const right = left + 1;
-      const worstChild = right < size && this.#worse(base + right, base + left) ? right : left;
-      if (!this.#worse(base + worstChild, base + parent)) return;
-      this.#swap(base + worstChild, base + parent);
+      const worstChild = right < size && this.worse(base + right, base + left) ? right : left;
+      if (!this.worse(base + worstChild, base + parent)) return;
+      this.swap(base + worstChild, base + parent);
       parent = worstChild;
     }
   }

@@ -11,6 +11,7 @@ export * from './ops.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
 export { tidy, keep, dispose } from './scope.js';
 export * as F from './functional.js';
+export * as kernels from './kernels.js';
 export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';
 export { clipGradNorm } from './optim/clip_grad.js';
 export { LambdaLR, cosineWithWarmup, getCosineScheduleWithWarmup } from './optim/schedule.js';

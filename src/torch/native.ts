@@ -140,6 +140,8 @@ export interface NativeTorch {
   // linear algebra and nn
   matmul(a: H, b: H): H;
   mm(a: H, b: H): H;
+  mmOut(out: H, a: H, b: H): boolean;
+  topkHeapOffer(block: H, scores: H, indices: H, sizes: H, q0: number, c0: number): boolean;
   bmm(a: H, b: H): H;
   linear(x: H, weight: H, bias: Opt<H>): H;
   layerNorm(x: H, normalizedShape: number[], weight: Opt<H>, bias: Opt<H>, eps: number): H;

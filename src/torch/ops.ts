@@ -35,3 +35,8 @@ export function triu(t: Tensor, diagonal = 0): Tensor {
 export function topk(t: Tensor, k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] {
   return t.topk(k, dim, largest, sorted);
 }
+/** `torch.mm(a, b, out=out)`: the product written into `out` (right shape, contiguous), no new tensor. */
+export function mm_out(out: Tensor, a: Tensor, b: Tensor): Tensor {
+  native.mmOut(out.handle, a.handle, b.handle);
+  return out;
+}

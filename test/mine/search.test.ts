@@ -103,8 +103,8 @@ test('exactTopK reports progress in scored pairs up to nQueries × nCorpus and l
 });
 
 test('searchWorkingBytes states the bound: blocks only, never the corpus size', () => {
-  assert.equal(searchWorkingBytes(1024), (1024 + 7680) * 1024 * 4 + 2 * 1024 * 7680 * 4);
-  assert.equal(searchWorkingBytes(768, { queryBlock: 100, corpusBlock: 200 }), 300 * 768 * 4 + 2 * 100 * 200 * 4);
+  assert.equal(searchWorkingBytes(1024), (1024 + 7680) * 1024 * 4 + 1024 * 7680 * 4);
+  assert.equal(searchWorkingBytes(768, { queryBlock: 100, corpusBlock: 200 }), 300 * 768 * 4 + 100 * 200 * 4);
   assert.ok(searchWorkingBytes(1024) < 100 * 2 ** 20, 'the defaults hold under 100 MiB at dim 1024');
 });
 

@@ -1,0 +1,16 @@
+/**
+ * Kernels of embtune's own that have no PyTorch op (native/src/search_ops.cc), for the layers
+ * above: exact top-k search merges each block of scores into per-query heaps in one native pass.
+ */
+import { native } from './native.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * Offers `block` [rows, cols] (float32; query q0 + r, corpus entry c0 + j) to running top-k heaps:
+ * `scores` [queries, k] float32, `indices` [queries, k] int32 and `sizes` [queries] int32, updated
+ * in place. Each row's heap keeps the top k by (score descending, index ascending), given that
+ * calls come in increasing corpus order; its root is the worst entry kept. NaN is never kept.
+ */
+export function topkHeapOffer(block: Tensor, scores: Tensor, indices: Tensor, sizes: Tensor, q0: number, c0: number): void {
+  native.topkHeapOffer(block.handle, scores.handle, indices.handle, sizes.handle, q0, c0);
+}
