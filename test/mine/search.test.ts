@@ -118,3 +118,21 @@ test('exactTopK names what is wrong with its arguments', () => {
   assert.throws(() => exactTopK(v, v, 2, 1, { queryBlock: 0 }), /queryBlock must be a positive integer, got 0/);
   assert.throws(() => exactTopK(v, v, 2, 1, { corpusBlock: 2.5 }), /corpusBlock must be a positive integer, got 2.5/);
 });
+
+test('the native heap merge refuses blocks and heaps of the wrong type or shape, naming the op', async () => {
+  const torch = await import('../../src/torch/index.js');
+  const block = torch.zeros([2, 3]);
+  const scores = torch.full([2, 4], -Infinity);
+  const indices = torch.full([2, 4], -1, { dtype: 'int32' });
+  const sizes = torch.zeros([2], { dtype: 'int32' });
+  try {
+    assert.throws(() => torch.kernels.topkHeapOffer(block.to('float64'), scores, indices, sizes, 0, 0), /topkHeapOffer\(.*\): the block must be a contiguous 2-D float32 CPU tensor/);
+    assert.throws(() => torch.kernels.topkHeapOffer(block, scores, indices.to('int64'), sizes, 0, 0), /heap indices must be a contiguous int32 tensor/);
+    assert.throws(() => torch.kernels.topkHeapOffer(block, scores, indices, sizes, 1, 0), /block rows fall outside the heaps/);
+    torch.kernels.topkHeapOffer(torch.tensor([[0.5, 0.25, 0.75], [0, 1, 0]]), scores, indices, sizes, 0, 10);
+    assert.deepEqual(Array.from(sizes.toTypedArray<"int32">()), [3, 3]);
+    assert.deepEqual(new Set(Array.from(indices.narrow(0, 0, 1).narrow(1, 0, 3).contiguous().toTypedArray<"int32">())), new Set([10, 11, 12]));
+  } finally {
+    torch.dispose([block, scores, indices, sizes]);
+  }
+});
