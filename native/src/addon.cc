@@ -292,6 +292,19 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
     }
     return a.env().Undefined();
   });
+  // torch.get_rng_state / set_rng_state: the CPU generator's state as a uint8 tensor, so that a
+  // recomputation (gradient checkpointing) can replay the random draws (dropout) of a forward.
+  Def(env, exports, "getRngState", [](Args&) {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return gen.get_state();
+  });
+  Def(env, exports, "setRngState", [](Args& a) {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(a.tensor(0));
+    return true;
+  });
   Def(env, exports, "isGradEnabled", [](Args&) { return c10::GradMode::is_enabled(); });
   Def(env, exports, "setGradEnabled", [](Args& a) {
     c10::GradMode::set_enabled(a.boolean(0, true));

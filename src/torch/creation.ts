@@ -63,6 +63,15 @@ export function manualSeed(seed: number | bigint): void {
   native.manualSeed(seed);
 }
 
+/** `torch.get_rng_state()`: the CPU generator's state (a uint8 tensor), for `setRngState`. */
+export function getRngState(): Tensor {
+  return new Tensor(native.getRngState());
+}
+/** `torch.set_rng_state(state)`: the CPU generator continues from a state `getRngState` gave. */
+export function setRngState(state: Tensor): void {
+  native.setRngState(state.handle);
+}
+
 /** A tensor over a COPY of `data`, with the given shape (default: 1-D). */
 export function fromTypedArray(data: ArrayBufferView, shape?: number[], opts: TensorOptions = {}): Tensor {
   const dtype = opts.dtype ?? dtypeOfTypedArray(data);

@@ -28,6 +28,8 @@ export interface NativeTorch {
   getNumThreads(): number;
   setNumThreads(n: number): void;
   manualSeed(seed: number | bigint): void;
+  getRngState(): H;
+  setRngState(state: H): boolean;
   isGradEnabled(): boolean;
   setGradEnabled(enabled: boolean): void;
   liveTensors(): number;

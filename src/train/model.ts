@@ -19,7 +19,7 @@ import { LoraAdapter } from '../models/lora/index.js';
 import { saveModelFolder } from '../models/lora/merge.js';
 import { Qwen3Model, causalPaddingMask, decoderLayer, headDim, rotaryCosSin, scoped } from '../models/qwen3.js';
 import { pool } from '../models/pooling.js';
-import { manualSeed } from '../torch/creation.js';
+import { getRngState, manualSeed, setRngState } from '../torch/creation.js';
 import { SafetensorsCheckpoint } from '../formats/checkpoint.js';
 import type { TokenIds } from '../tokenizers/index.js';
 import type { TrainConfig } from './config.js';
@@ -85,7 +85,7 @@ export async function loadTrainableModel(folder: string, config: TrainConfig, sa
 
 class EmbedderTrainable implements TrainableModel {
   /** Decoder-layer inputs kept by a checkpointed forward, consumed by `backward`. */
-  private saved: { inputs: Tensor[]; top: Tensor; cos: Tensor; sin: Tensor; mask: Tensor } | undefined;
+  private saved: { inputs: Tensor[]; rngStates: Tensor[]; top: Tensor; cos: Tensor; sin: Tensor; mask: Tensor } | undefined;
 
   constructor(
     readonly embedder: Embedder,
@@ -126,14 +126,17 @@ class EmbedderTrainable implements TrainableModel {
     const [cos, sin] = rotaryCosSin(arange(length), headDim(model.config), model.config.rope_theta, model.dtype).map((t) => keep(t)) as [Tensor, Tensor];
     const mask = keep(causalPaddingMask(attentionMask, model.dtype));
     const inputs: Tensor[] = [];
+    const rngStates: Tensor[] = [];
     let hidden = keep(noGrad(() => F.embedding(inputIds, w('embed_tokens.weight'))));
     for (let i = 0; i < model.numLayers; i++) {
       inputs.push(hidden);
+      // The recompute must draw the same dropout masks (PyTorch's preserve_rng_state).
+      rngStates.push(keep(getRngState()));
       const input = hidden;
       hidden = keep(noGrad(() => decoderLayer(scoped(w, `layers.${i}`), model.config, input, cos, sin, mask)));
     }
     const top = keep(hidden.requires_grad_(true));
-    this.saved = { inputs, top, cos, sin, mask };
+    this.saved = { inputs, rngStates, top, cos, sin, mask };
     const normed = F.rms_norm(top, w('norm.weight'), model.config.rms_norm_eps);
     const pooled = pool(this.embedder.info.pooling, normed, attentionMask);
     return pooled.dtype === 'float32' ? pooled : pooled.to('float32');
@@ -147,10 +150,12 @@ class EmbedderTrainable implements TrainableModel {
     const model = this.embedder.encoder as Qwen3Model;
     const w = model.lookup();
     let grad = saved.top.grad ? keep(saved.top.grad.detach()) : undefined;
+    const after = getRngState();
     try {
       for (let i = model.numLayers - 1; i >= 0 && grad; i--) {
         const upstream: Tensor = grad;
         grad = tidy(() => {
+          setRngState(saved.rngStates[i]!);
           const x = saved.inputs[i]!.detach().requires_grad_(true);
           const y = enableGrad(() => decoderLayer(scoped(w, `layers.${i}`), model.config, x, saved.cos, saved.sin, saved.mask));
           y.backward(upstream);
@@ -160,14 +165,15 @@ class EmbedderTrainable implements TrainableModel {
       }
       grad?.dispose();
     } finally {
-      dispose([...saved.inputs, saved.top, saved.cos, saved.sin, saved.mask]);
+      setRngState(after);
+      dispose([after, ...saved.inputs, ...saved.rngStates, saved.top, saved.cos, saved.sin, saved.mask]);
     }
   }
 
   private releaseSaved(): void {
     if (!this.saved) return;
     const s = this.saved;
-    dispose([...s.inputs, s.top, s.cos, s.sin, s.mask]);
+    dispose([...s.inputs, ...s.rngStates, s.top, s.cos, s.sin, s.mask]);
     this.saved = undefined;
   }
 
