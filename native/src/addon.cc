@@ -383,6 +383,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   embtune::RegisterRuntime(env, exports);
   embtune::RegisterOps(env, exports);
   embtune::RegisterSearchOps(env, exports);
+  embtune::RegisterLoraOps(env, exports);
   return exports;
 }
 

@@ -3,7 +3,7 @@
  * above: exact top-k search merges each block of scores into per-query heaps in one native pass.
  */
 import { native } from './native.js';
-import type { Tensor } from './tensor.js';
+import { Tensor } from './tensor.js';
 
 /**
  * Offers `block` [rows, cols] (float32; query q0 + r, corpus entry c0 + j) to running top-k heaps:
@@ -13,4 +13,14 @@ import type { Tensor } from './tensor.js';
  */
 export function topkHeapOffer(block: Tensor, scores: Tensor, indices: Tensor, sizes: Tensor, q0: number, c0: number): void {
   native.topkHeapOffer(block.handle, scores.handle, indices.handle, sizes.handle, q0, c0);
+}
+
+/**
+ * `linear(dropout(x.to(weight.dtype), p), weight)` as one autograd node (training, 0 < p < 1): the
+ * values, the random draws and the gradients of the composition, but backward keeps only `x` and a
+ * bool mask instead of the dropped input and a float noise tensor — the first half of a LoRA branch
+ * without its largest saved activations.
+ */
+export function dropout_linear(x: Tensor, weight: Tensor, p: number): Tensor {
+  return new Tensor(native.dropoutLinear(x.handle, weight.handle, p));
 }

@@ -143,6 +143,7 @@ export interface NativeTorch {
   matmul(a: H, b: H): H;
   mm(a: H, b: H): H;
   mmOut(out: H, a: H, b: H): boolean;
+  dropoutLinear(x: H, weight: H, p: number): H;
   topkHeapOffer(block: H, scores: H, indices: H, sizes: H, q0: number, c0: number): boolean;
   bmm(a: H, b: H): H;
   linear(x: H, weight: H, bias: Opt<H>): H;

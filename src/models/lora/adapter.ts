@@ -32,7 +32,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { F, Tensor, dispose, empty, keep, noGrad, tidy, type DType } from '../../torch/index.js';
+import { F, Tensor, dispose, empty, keep, kernels, noGrad, tidy, type DType } from '../../torch/index.js';
 import { SafetensorsFile } from '../../formats/safetensors.js';
 import { saveSafetensors } from '../../formats/safetensors_write.js';
 import { writeFileAtomic } from '../../formats/atomic_write.js';
@@ -256,9 +256,13 @@ export class LoraAdapter implements LinearAdapter {
     const layer = this.layers.get(module);
     if (!layer) return base;
     return tidy(() => {
-      const input = x.dtype === layer.A.dtype ? x : x.to(layer.A.dtype);
-      const dropped = this.training && layer.dropout > 0 ? F.dropout(input, layer.dropout, true) : input;
-      const delta = F.linear(F.linear(dropped, layer.A), layer.B).mul(layer.scaling);
+      // Training with dropout: one node for lora_A(dropout(x)) that keeps x (saved by the base
+      // linear anyway) and a bool mask instead of the dropped input and a float noise tensor —
+      // same values and draws as the composition, much less memory (kernels.dropout_linear).
+      const down = this.training && layer.dropout > 0
+        ? kernels.dropout_linear(x, layer.A, layer.dropout)
+        : F.linear(x.dtype === layer.A.dtype ? x : x.to(layer.A.dtype), layer.A);
+      const delta = F.linear(down, layer.B).mul(layer.scaling);
       const sum = base.add(delta);
       return sum.dtype === base.dtype ? sum : sum.to(base.dtype);
     });
