@@ -101,13 +101,15 @@ interface BenchOptions {
   python: string;
   baselineNoCheckpoint: boolean;
   skipBaseline: boolean;
+  /** Run only the checkpointed modes (the equal-settings floor), e.g. for more rounds. */
+  checkpointingOnly: boolean;
   check: boolean;
   /** Bytes each child process may use at most (default: what is available, less 1 GiB). */
   memoryCap?: number;
 }
 
 const VALUE_FLAGS = ['--steps', '--layers', '--seq', '--rows', '--negatives', '--threads', '--rounds', '--seed', '--python', '--memory-cap'] as const;
-const SWITCHES = ['--baseline-no-checkpoint', '--skip-baseline', '--check'] as const;
+const SWITCHES = ['--baseline-no-checkpoint', '--skip-baseline', '--check', '--checkpointing-only'] as const;
 
 /** A bad command line: reported as its message alone. */
 class UsageError extends Error {}
@@ -142,6 +144,7 @@ function parseOptions(argv: string[]): BenchOptions {
     python: values.get('--python') ?? '/usr/bin/python3',
     baselineNoCheckpoint: switches.has('--baseline-no-checkpoint'),
     skipBaseline: switches.has('--skip-baseline'),
+    checkpointingOnly: switches.has('--checkpointing-only'),
     check: switches.has('--check'),
     memoryCap: gibibytes(values.get('--memory-cap')),
   };
@@ -670,7 +673,7 @@ async function main(): Promise<void> {
       const order = round % 2 === 0 ? MODES : [...MODES.filter((m) => m.side === 'embtune'), ...MODES.filter((m) => m.side === 'pytorch')];
       for (const mode of order) {
         process.stderr.write(`round ${round + 1}/${o.rounds}: ${mode.label}…\n`);
-        const outcome = await runMode(mode);
+        const outcome: Outcome = o.checkpointingOnly && !mode.checkpointing ? { ran: false, reason: 'not run (--checkpointing-only)' } : await runMode(mode);
         if (!outcome.ran) process.stderr.write(`  ${outcome.reason}\n`);
         outcomes.get(mode)!.push(outcome);
       }
