@@ -52,23 +52,29 @@ export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[],
       const analytic = x.grad ? values(x.grad) : new Array<number>(x.numel()).fill(0);
       const flat = x.detach().view(-1);
       const numeric: number[] = [];
-      torch.noGrad(() => {
-        for (let j = 0; j < x.numel(); j++) {
-          const element = flat.select(0, j);
-          element.add_(eps);
-          const plus = objective().item();
-          element.sub_(2 * eps);
-          const minus = objective().item();
-          element.add_(eps);
-          numeric.push((plus - minus) / (2 * eps));
-        }
-      });
+      for (let j = 0; j < x.numel(); j++) numeric.push(centralDifference(flat, j, () => objective().item(), eps));
       const scale = Math.max(...numeric.map(Math.abs));
       assert.ok(scale > 0, `gradcheck: input ${i} has an all-zero numeric gradient; the check would prove nothing`);
       const diff = Math.max(...analytic.map((a, j) => Math.abs(a - numeric[j]!)));
       worst = Math.max(worst, diff / scale);
     });
     return worst;
+  });
+}
+
+/**
+ * d objective / d flat[j] by central differences: flat[j] ± eps, the objective evaluated at each,
+ * flat[j] restored. `flat` is a detached view of the tensor the objective reads.
+ */
+export function centralDifference(flat: Tensor, j: number, objective: () => number, eps = 1e-6): number {
+  return torch.noGrad(() => {
+    const element = flat.select(0, j);
+    element.add_(eps);
+    const plus = objective();
+    element.sub_(2 * eps);
+    const minus = objective();
+    element.add_(eps);
+    return (plus - minus) / (2 * eps);
   });
 }
 

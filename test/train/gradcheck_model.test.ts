@@ -9,7 +9,7 @@ import * as torch from '../../src/torch/index.js';
 import { Embedder, padBatch } from '../../src/embed/embedder.js';
 import { LoraAdapter } from '../../src/models/lora/index.js';
 import { infonceLoss, infonceOptionsFromEnv } from '../../src/train/loss.js';
-import { FIXTURES } from '../helpers.js';
+import { FIXTURES, centralDifference } from '../helpers.js';
 
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
 const ADAPTER = join(FIXTURES, 'models/qwen3-tiny-lora');
@@ -35,15 +35,7 @@ test('LoRA gradients of the full InfoNCE objective match float64 finite differen
       const grad = p.grad!.view(-1);
       const flat = p.detach().view(-1);
       for (const j of [0, Math.floor(p.numel() / 3), p.numel() - 1]) {
-        const numeric = torch.noGrad(() => {
-          const element = flat.select(0, j);
-          element.add_(eps);
-          const plus = objective().item();
-          element.sub_(2 * eps);
-          const minus = objective().item();
-          element.add_(eps);
-          return (plus - minus) / (2 * eps);
-        });
+        const numeric = centralDifference(flat, j, () => objective().item(), eps);
         const analytic = grad.select(0, j).item();
         assert.ok(Math.abs(analytic - numeric) <= 1e-6 * Math.max(1, Math.abs(numeric)), `${name}[${j}]: autograd ${analytic}, finite differences ${numeric}`);
         if (Math.abs(numeric) > 1e-6) checked++;
