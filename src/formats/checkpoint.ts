@@ -24,7 +24,8 @@ import { Tensor } from '../torch/index.js';
 import { writeFileAtomic } from './atomic_write.js';
 import { SafetensorsError, SafetensorsFile, type SafetensorsEntry } from './safetensors.js';
 import { type SafetensorsValue, type TensorDict, describeValue, saveSafetensors } from './safetensors_write.js';
-import { type JsonValue, isJsonObject, parseStrictJson } from './strict_json.js';
+import { type JsonObject, type JsonValue, isJsonObject, parseStrictJson } from './strict_json.js';
+import { dumpsPython } from './python_json.js';
 
 export const SAFE_WEIGHTS_NAME = 'model.safetensors';
 export const SAFE_WEIGHTS_INDEX_NAME = 'model.safetensors.index.json';
@@ -231,27 +232,13 @@ export function planShards(tensors: TensorDict, maxShardBytes: number, where = '
   return { shards, totalSize };
 }
 
-/** Code-point order, as Python's `sort_keys` (JS's default sort compares UTF-16 units). */
-function byCodePoint(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return x.length - y.length;
-}
-
-/** A string as Python's json.dumps writes it with ensure_ascii: everything outside ' '…'~' escaped. */
-function pyString(s: string): string {
-  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 /** The index JSON, as transformers writes it (`json.dumps(index, indent=2, sort_keys=True) + "\n"`). */
 export function indexJson(weightMap: ReadonlyMap<string, string>, totalSize: number): string {
-  const names = [...weightMap.keys()].sort(byCodePoint);
-  const map = names.length === 0 ? '{}' : `{\n${names.map((n) => `    ${pyString(n)}: ${pyString(weightMap.get(n)!)}`).join(',\n')}\n  }`;
-  return `{\n  "metadata": {\n    "total_size": ${totalSize}\n  },\n  "weight_map": ${map}\n}\n`;
+  const index: JsonObject = new Map<string, JsonValue>([
+    ['metadata', new Map<string, JsonValue>([['total_size', totalSize]])],
+    ['weight_map', new Map<string, JsonValue>(weightMap)],
+  ]);
+  return `${dumpsPython(index)}\n`;
 }
 
 /**

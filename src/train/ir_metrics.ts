@@ -21,6 +21,7 @@
  * Not here: encoding texts (the caller embeds queries with the query prompt and documents without,
  * as `encode_query` / `encode_document` would), CSV files, MTEB's graded-relevance variant (§10.2).
  */
+import { comparePythonStrings } from '../formats/python_json.js';
 import { F, fromTypedArray, tidy } from '../torch/index.js';
 
 export type IrSimilarity = 'cosine' | 'dot';
@@ -39,6 +40,8 @@ export interface IrEvaluatorOptions {
   /** Queries scored per engine call (default: as many as keep the score block near 16 M floats). */
   queryBlock?: number;
 }
+
+export { comparePythonStrings };
 
 export const IR_EVALUATOR_DEFAULTS = Object.freeze({
   mrr_at_k: [10],
@@ -190,19 +193,6 @@ interface Candidate {
   score: number;
 }
 
-/** Python's string order (by code point), which differs from JS `<` only beyond the BMP. */
-export function comparePythonStrings(a: string, b: string): number {
-  let i = 0;
-  let j = 0;
-  while (i < a.length && j < b.length) {
-    const ca = a.codePointAt(i)!;
-    const cb = b.codePointAt(j)!;
-    if (ca !== cb) return ca < cb ? -1 : 1;
-    i += ca > 0xffff ? 2 : 1;
-    j += cb > 0xffff ? 2 : 1;
-  }
-  return i < a.length ? 1 : j < b.length ? -1 : 0;
-}
 
 /** Each corpus row's position in ascending id order. */
 function corpusIdRanks(ids: readonly string[]): Int32Array {

@@ -82,6 +82,7 @@ export class Trainer {
   readonly maxSteps: number;
   private state: TrainerState;
   private interrupted = false;
+  private order: { epoch: number; rows: number[] } | undefined;
 
   constructor(
     readonly config: TrainConfig,
@@ -278,7 +279,14 @@ export class Trainer {
     return this.state.epoch + this.state.microBatch / this.microPerEpoch;
   }
 
+  /** The data order of `epoch` (drawn once per epoch, not once per step). */
   private epochOrder(epoch: number): number[] {
+    if (this.order?.epoch === epoch) return this.order.rows;
+    this.order = { epoch, rows: this.drawOrder(epoch) };
+    return this.order.rows;
+  }
+
+  private drawOrder(epoch: number): number[] {
     const n = this.train.length;
     return this.config.datasetShuffle ? Array.from(defaultRng(mixSeed(this.config.dataSeed, epoch, 0)).permutation(n)) : Array.from({ length: n }, (_, i) => i);
   }

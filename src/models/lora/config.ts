@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JsonDecimal, JsonSyntaxError, isJsonObject, parseStrictJson, type JsonObject, type JsonValue } from '../../formats/strict_json.js';
-import { dumpsPython, pyFloat } from './python_json.js';
+import { dumpsPython, pyFloat } from '../../formats/python_json.js';
 
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';

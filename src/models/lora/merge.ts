@@ -20,7 +20,7 @@ import { writeFileAtomic } from '../../formats/atomic_write.js';
 import { isJsonObject, parseStrictJson } from '../../formats/strict_json.js';
 import { loadEncoder, type AdaptableModel } from '../registry.js';
 import { LoraAdapter } from './adapter.js';
-import { dumpsPython } from './python_json.js';
+import { dumpsPython } from '../../formats/python_json.js';
 
 /**
  * Adds the adapter's delta to the model's weights (in place) and detaches the adapter from the

@@ -9,8 +9,8 @@
  * number becomes an integer literal when it is an integer, else Python's float repr. Use
  * `pyFloat` for a value that Python holds as a float (`lora_dropout` 0 is written `0.0`).
  */
-import { JsonDecimal, type JsonValue } from '../../formats/strict_json.js';
-import { pythonFloatRepr as pythonRepr } from '../../formats/python_float.js';
+import { JsonDecimal, type JsonValue } from './strict_json.js';
+import { pythonFloatRepr as pythonRepr } from './python_float.js';
 
 /** A float as Python's json module writes it: its repr, with JSON's NaN / Infinity tokens. */
 export function pythonFloatRepr(x: number): string {
@@ -29,15 +29,18 @@ function pyString(s: string): string {
   return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** Code-point order, as Python sorts str keys (JS's default sort compares UTF-16 units). */
-function byCodePoint(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
-    if (d !== 0) return d;
+/** Python's string order (by code point), which differs from JS `<` only beyond the BMP: `sort_keys`, sorted ids. */
+export function comparePythonStrings(a: string, b: string): number {
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const ca = a.codePointAt(i)!;
+    const cb = b.codePointAt(j)!;
+    if (ca !== cb) return ca < cb ? -1 : 1;
+    i += ca > 0xffff ? 2 : 1;
+    j += cb > 0xffff ? 2 : 1;
   }
-  return x.length - y.length;
+  return i < a.length ? 1 : j < b.length ? -1 : 0;
 }
 
 function dump(value: JsonValue, depth: number): string {
@@ -52,7 +55,7 @@ function dump(value: JsonValue, depth: number): string {
     return `[\n${value.map((v) => pad(depth + 1) + dump(v, depth + 1)).join(',\n')}\n${pad(depth)}]`;
   }
   if (value.size === 0) return '{}';
-  const keys = [...value.keys()].sort(byCodePoint);
+  const keys = [...value.keys()].sort(comparePythonStrings);
   return `{\n${keys.map((k) => `${pad(depth + 1)}${pyString(k)}: ${dump(value.get(k)!, depth + 1)}`).join(',\n')}\n${pad(depth)}}`;
 }
 
