@@ -312,6 +312,17 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   });
   Def(env, exports, "liveTensors", [](Args&) { return tensor_table::LiveCount(); });
   Def(env, exports, "reportedBytes", [](Args&) { return tensor_table::ReportedBytes(); });
+  // heapBytes() → bytes malloc has handed out and not had back (glibc's mallinfo2: heap chunks in
+  // use plus mmapped blocks), or -1 where that is not known. Unlike RSS it does not count free
+  // memory the allocator keeps, so it measures what tensors and autograd actually hold.
+  Def(env, exports, "heapBytes", [](Args&) -> double {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 info = mallinfo2();
+    return static_cast<double>(info.uordblks + info.hblkhd);
+#else
+    return -1;
+#endif
+  });
   // dispose(handle) → whether it freed something (false for a handle already freed).
   Def(env, exports, "dispose", [](Args& a) { return tensor_table::Release(a.env(), a.f64(0)); });
   Def(env, exports, "reportExternal", [](Args& a) {
@@ -390,6 +401,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   embtune::RegisterOps(env, exports);
   embtune::RegisterSearchOps(env, exports);
   embtune::RegisterLoraOps(env, exports);
+  embtune::RegisterFusedOps(env, exports);
   return exports;
 }
 

@@ -94,6 +94,7 @@ void Def(Napi::Env env, Napi::Object exports, const char* name, Fn fn) {
 void RegisterOps(Napi::Env env, Napi::Object exports);
 void RegisterSearchOps(Napi::Env env, Napi::Object exports);
 void RegisterLoraOps(Napi::Env env, Napi::Object exports);
+void RegisterFusedOps(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
 
 }  // namespace embtune

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "bind.h"
+#include "fused_ops.h"
 
 namespace embtune {
 namespace {
@@ -53,9 +54,24 @@ int64_t Reduction(const std::string& name) {
     return a.env().Undefined();                               \
   })
 
-at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Opt& mask, double dropout_p,
-                                     bool is_causal, std::optional<double> scale) {
+// k, v with fewer heads than q (GQA) are repeated to q's heads first (repeat_kv), except on the
+// 1.13 path, whose fused node (fused_ops.cc) repeats them itself and keeps them un-repeated.
+at::Tensor RepeatHeads(const at::Tensor& x, int64_t heads) {
+  const int64_t n = x.size(1);
+  if (n == heads) return x;
+  if (n == 0 || heads % n != 0) {
+    throw std::invalid_argument("the query heads (" + std::to_string(heads) + ") must be a multiple of the key/value heads (" + std::to_string(n) + ")");
+  }
+  const auto s = x.sizes();
+  return x.unsqueeze(2).expand({s[0], n, heads / n, s[2], s[3]}).reshape({s[0], heads, s[2], s[3]});
+}
+
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in, const Opt& mask, double dropout_p,
+                                     bool is_causal, std::optional<double> scale, bool enable_gqa) {
+  if (enable_gqa && q.dim() != 4) throw std::invalid_argument("enable_gqa needs q, k, v of [B, heads, L, D]");
 #if TORCH_VERSION_MAJOR >= 2
+  const at::Tensor k = enable_gqa ? RepeatHeads(k_in, q.size(1)) : k_in;
+  const at::Tensor v = enable_gqa ? RepeatHeads(v_in, q.size(1)) : v_in;
 #if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1
   return at::scaled_dot_product_attention(q, k, v, C10(mask), dropout_p, is_causal, C10(scale));
 #else
@@ -70,6 +86,12 @@ at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, c
   // libtorch 1.13 has no fused kernel: the math of torch's reference implementation
   // (softmax(q·kᵀ·scale + mask)·v), with a boolean mask meaning "may attend".
   double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (dropout_p == 0 && !is_causal && q.dim() == 4) {
+    // One autograd node that recomputes the probabilities in backward (fused_ops.cc).
+    return AttentionRecomputed(q, enable_gqa ? k_in : RepeatHeads(k_in, q.size(1)), enable_gqa ? v_in : RepeatHeads(v_in, q.size(1)), mask, s);
+  }
+  const at::Tensor k = enable_gqa ? RepeatHeads(k_in, q.size(1)) : k_in;
+  const at::Tensor v = enable_gqa ? RepeatHeads(v_in, q.size(1)) : v_in;
   at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * s;
   if (is_causal) {
     at::Tensor keep = at::ones({q.size(-2), k.size(-2)}, q.options().dtype(at::kBool)).tril();
@@ -232,19 +254,6 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "layerNorm", [](Args& a) {
     return at::layer_norm(a.tensor(0), a.intList(1), C10(a.optTensor(2)), C10(a.optTensor(3)), a.has(4) ? a.f64(4) : 1e-5);
   });
-  // RMSNorm as transformers' Qwen3RMSNorm (REFERENCE §6.2): in float32 for half types,
-  // x · rsqrt(mean(x², -1) + eps), cast back, then times weight. One native call so that its
-  // temporaries are freed as soon as they are used; the same ops as the TypeScript form.
-  Def(env, exports, "rmsNorm", [](Args& a) {
-    const at::Tensor& x = a.tensor(0);
-    const at::Tensor& weight = a.tensor(1);
-    at::ScalarType dtype = x.scalar_type();
-    bool half = dtype == at::kBFloat16 || dtype == at::kHalf;
-    at::Tensor h = half ? x.to(at::kFloat) : x;
-    at::Tensor variance = h.pow(2).mean(-1, true);
-    h = h * at::rsqrt(variance + a.f64(2));
-    return weight * (half ? h.to(dtype) : h);
-  });
   // Half-split rotary embedding: x·cos + rotate_half(x)·sin, rotate_half(x) = cat(−x₂, x₁).
   Def(env, exports, "rotaryEmbedding", [](Args& a) {
     const at::Tensor& x = a.tensor(0);
@@ -259,7 +268,7 @@ void RegisterOps(Napi::Env env, Napi::Object exports) {
                                   a.has(4) ? a.i64(4) : -100, a.has(5) ? a.f64(5) : 0.0);
   });
   Def(env, exports, "scaledDotProductAttention", [](Args& a) {
-    return ScaledDotProductAttention(a.tensor(0), a.tensor(1), a.tensor(2), a.optTensor(3), a.has(4) ? a.f64(4) : 0.0, a.boolean(5, false), a.optF64(6));
+    return ScaledDotProductAttention(a.tensor(0), a.tensor(1), a.tensor(2), a.optTensor(3), a.has(4) ? a.f64(4) : 0.0, a.boolean(5, false), a.optF64(6), a.boolean(7, false));
   });
 
   // ---------------------------------------------------------------- indexing, joining, shapes

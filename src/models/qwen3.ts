@@ -2,6 +2,8 @@
  * Qwen3 decoder blocks (REFERENCE §6.2; transformers 4.51.3 models/qwen3/modeling_qwen3.py):
  * pre-norm RMSNorm, GQA attention with per-head q_norm/k_norm before half-split RoPE, eager
  * attention with an additive causal + padding mask and softmax in float32, SiLU-gated MLP.
+ * The memory-bound parts (RMSNorm, attention, silu(gate)·up) are fused autograd nodes that compute
+ * the same values but keep less for backward (native/src/fused_ops.cc).
  * Parameter names are the checkpoint's (`layers.{i}.self_attn.q_proj.weight`, …), read through
  * a `Weights` lookup, so the code can be checked line by line against the Python. Every Linear
  * (q/k/v/o_proj, gate/up/down_proj) runs through `linear(w, 'q_proj', x)` (weights.ts), where an
@@ -9,7 +11,7 @@
  * Shapes: B batch, L tokens, H hidden, Nq/Nkv query/key-value heads, D head_dim.
  * Pooling lives in pooling.ts; the embedding and reranking heads in src/embed/.
  */
-import { F, Tensor, cat, full, arange, noGrad, tidy, dispose as torch_dispose } from '../torch/index.js';
+import { F, Tensor, cat, full, arange, kernels, noGrad, tidy, dispose as torch_dispose } from '../torch/index.js';
 import type { DType } from '../torch/index.js';
 import { ModelLoadError, WeightStore, linear, loadModelFolder, rootWeights, scoped, type LinearAdapter, type LinearModule, type Weights } from './weights.js';
 
@@ -63,13 +65,6 @@ export function rotaryCosSin(positions: Tensor, dim: number, theta: number, dtyp
   });
 }
 
-/** [B, Nkv, L, D] → [B, Nkv·nRep, L, D]: each kv head serves nRep consecutive query heads. */
-export function repeatKv(x: Tensor, nRep: number): Tensor {
-  if (nRep === 1) return x;
-  const [b, n, l, d] = x.shape as [number, number, number, number];
-  return x.unsqueeze(2).expand(b, n, nRep, l, d).reshape(b, n * nRep, l, d);
-}
-
 /**
  * The additive 4-D mask of transformers' eager path: key ≤ query and key not padded → 0, else
  * finfo(dtype).min. attentionMask [B, L] (1 = real token) → [B, 1, L, L]. Rows of pad queries
@@ -109,11 +104,12 @@ function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Te
       return norm ? F.rotary_embedding(t, cos, sin) : t;
     });
   const q = project('q_proj', nq, 'q_norm');
-  const keys = tidy(() => repeatKv(project('k_proj', nkv, 'k_norm'), nq / nkv));
-  const values = tidy(() => repeatKv(project('v_proj', nkv), nq / nkv));
-  // eager_attention_forward: softmax(q·kᵀ·D^-½ + mask) in float32, cast back, times v — as one
-  // native call, so the [B, N, L, L] temporaries are freed as soon as they are used.
-  const out = tidy(() => F.scaled_dot_product_attention(q, keys, values, { attnMask: mask, scale: d ** -0.5 }).transpose(1, 2).reshape(b, l, nq * d));
+  const keys = project('k_proj', nkv, 'k_norm');
+  const values = project('v_proj', nkv);
+  // eager_attention_forward: softmax(q·kᵀ·D^-½ + mask) in float32, cast back, times v, each kv
+  // head serving nq/nkv query heads (repeat_kv) — one native call, so the [B, N, L, L]
+  // temporaries are freed as soon as they are used (and, training, recomputed in backward).
+  const out = tidy(() => F.scaled_dot_product_attention(q, keys, values, { attnMask: mask, scale: d ** -0.5, enableGqa: true }).transpose(1, 2).reshape(b, l, nq * d));
   torch_dispose([q, keys, values]);
   return linear(w, 'o_proj', out);
 }
@@ -121,9 +117,9 @@ function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Te
 /** down(silu(gate(x)) ⊙ up(x)); each [B, L, I] temporary is freed as soon as it is used. */
 export function mlp(w: Weights, hidden: Tensor): Tensor {
   return tidy(() => {
-    const gate = tidy(() => F.silu(linear(w, 'gate_proj', hidden)));
+    const gate = linear(w, 'gate_proj', hidden);
     const up = linear(w, 'up_proj', hidden);
-    const gated = gate.mul(up);
+    const gated = kernels.silu_mul(gate, up);
     torch_dispose([gate, up]);
     return linear(w, 'down_proj', gated);
   });

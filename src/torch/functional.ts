@@ -94,6 +94,12 @@ export interface AttentionOptions {
   isCausal?: boolean;
   /** Default 1/√E. */
   scale?: number;
+  /**
+   * k and v may have fewer heads than q (grouped-query attention): each serves H/Hkv consecutive
+   * query heads, as PyTorch ≥ 2.5's `enable_gqa`. With libtorch 1.13 they are then never repeated
+   * in memory for backward.
+   */
+  enableGqa?: boolean;
 }
 
 /**
@@ -101,6 +107,6 @@ export interface AttentionOptions {
  * → [B, H, L, Ev]. libtorch ≥ 2.0 runs its fused kernel; 1.13 runs the same math explicitly.
  */
 export function scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  return new Tensor(native.scaledDotProductAttention(q.handle, k.handle, v.handle, opts.attnMask?.handle, opts.dropoutP ?? 0, opts.isCausal ?? false, opts.scale));
+  return new Tensor(native.scaledDotProductAttention(q.handle, k.handle, v.handle, opts.attnMask?.handle, opts.dropoutP ?? 0, opts.isCausal ?? false, opts.scale, opts.enableGqa ?? false));
 }
 

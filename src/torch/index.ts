@@ -24,6 +24,7 @@ export {
   libtorchPath,
   libtorchVersion,
   liveTensors,
+  heapBytes,
   externalBytes,
   parallelInfo,
   setNumThreads,

@@ -1,6 +1,7 @@
 /**
- * Kernels of embtune's own that have no PyTorch op (native/src/search_ops.cc), for the layers
- * above: exact top-k search merges each block of scores into per-query heaps in one native pass.
+ * Kernels of embtune's own that have no PyTorch op, for the layers above: the top-k heap merge of
+ * exact search (native/src/search_ops.cc) and fused autograd nodes that keep less for backward
+ * than their compositions (native/src/lora_ops.cc, fused_ops.cc).
  */
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
@@ -23,4 +24,13 @@ export function topkHeapOffer(block: Tensor, scores: Tensor, indices: Tensor, si
  */
 export function dropout_linear(x: Tensor, weight: Tensor, p: number): Tensor {
   return new Tensor(native.dropoutLinear(x.handle, weight.handle, p));
+}
+
+/**
+ * `silu(gate) * up` (the SwiGLU MLP's product) as one autograd node: the composition's values and
+ * gradients, but backward keeps gate and up only (not silu(gate) as well) — a third less of the
+ * MLP's saved activations.
+ */
+export function silu_mul(gate: Tensor, up: Tensor): Tensor {
+  return new Tensor(native.siluMul(gate.handle, up.handle));
 }

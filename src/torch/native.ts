@@ -34,6 +34,7 @@ export interface NativeTorch {
   setGradEnabled(enabled: boolean): void;
   liveTensors(): number;
   reportedBytes(): number;
+  heapBytes(): number;
   dispose(h: H): boolean;
   isDisposed(h: H): boolean;
   reportExternal(h: H): void;
@@ -153,7 +154,8 @@ export interface NativeTorch {
   rotaryEmbedding(x: H, cos: H, sin: H): H;
   dropout(x: H, p: number, train: boolean): H;
   crossEntropy(input: H, target: H, weight: Opt<H>, reduction: string, ignoreIndex: number, labelSmoothing: number): H;
-  scaledDotProductAttention(q: H, k: H, v: H, mask: Opt<H>, dropoutP: number, isCausal: boolean, scale: Opt<number>): H;
+  scaledDotProductAttention(q: H, k: H, v: H, mask: Opt<H>, dropoutP: number, isCausal: boolean, scale: Opt<number>, enableGqa: boolean): H;
+  siluMul(gate: H, up: H): H;
   // indexing, joining, shapes
   indexSelect(a: H, dim: number, index: H): H;
   gather(a: H, dim: number, index: H): H;

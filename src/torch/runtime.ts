@@ -88,6 +88,16 @@ export function externalBytes(): number {
   return native.reportedBytes();
 }
 
+/**
+ * Bytes the C allocator has handed out and not had back (tensors, autograd's saved values, libtorch's
+ * own state), or undefined where the C library cannot tell (glibc ≥ 2.33 can). Unlike RSS it leaves
+ * out free memory the allocator keeps for reuse.
+ */
+export function heapBytes(): number | undefined {
+  const n = native.heapBytes();
+  return n < 0 ? undefined : n;
+}
+
 let configured = false;
 /** Applies the default thread count once, when the engine is first loaded. */
 export function configureDefaults(): void {
