@@ -9,7 +9,7 @@
  * `encodeTokens` is the same computation with autograd, for training (src/train).
  */
 import { Tensor, fromTypedArray, noGrad, tidy, type DType } from '../torch/index.js';
-import { pool, finishEmbedding } from '../models/pooling.js';
+import { pool, finishEmbedding, lastTokenPositions } from '../models/pooling.js';
 import { loadEncoder, type EmbeddingModelInfo, type Encoder } from '../models/registry.js';
 import { LoraAdapter } from '../models/lora/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.js';
@@ -158,11 +158,21 @@ export class Embedder {
    */
   encodeTokens(inputIds: Tensor, attentionMask: Tensor, opts: EncodeOptions = {}): Tensor {
     return tidy(() => {
-      const hidden = this.encoder.forward(inputIds, attentionMask);
-      const pooled = pool(this.info.pooling, hidden, attentionMask);
+      const pooled = this.pooledStates(inputIds, attentionMask);
       const wide = pooled.dtype === 'float64' || pooled.dtype === 'float32' ? pooled : pooled.to('float32');
       return finishEmbedding(wide, { dims: opts.dims, normalize: opts.normalize ?? this.info.normalize });
     });
+  }
+
+  /**
+   * Hidden states pooled [B, H]. For last-token pooling the encoder is asked for the pooled
+   * positions only (a decoder then runs its last layer for them alone: the same vectors, ~3% less work).
+   */
+  private pooledStates(inputIds: Tensor, attentionMask: Tensor): Tensor {
+    if (this.info.pooling === 'lasttoken') {
+      return this.encoder.forward(inputIds, attentionMask, { outputPositions: lastTokenPositions(attentionMask) }).squeeze(1);
+    }
+    return pool(this.info.pooling, this.encoder.forward(inputIds, attentionMask), attentionMask);
   }
 
   /** Pads token id rows into a batch with this model's pad id (default: its padding side). */

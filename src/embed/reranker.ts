@@ -3,7 +3,7 @@
  * (REFERENCE §5.2): system prefix + `<Instruct>: …\n<Query>: …\n<Document>: …` + assistant suffix,
  * left padding, and P(yes) = softmax([logit_no, logit_yes])[1] at the last position.
  */
-import { F, fromTypedArray, noGrad, tidy, type DType } from '../torch/index.js';
+import { F, fromTypedArray, full, noGrad, tidy, type DType } from '../torch/index.js';
 import { Qwen3Model } from '../models/qwen3.js';
 import { DEFAULT_QWEN3_TASK, describeModel } from '../models/registry.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
@@ -101,8 +101,9 @@ export class Reranker {
       const pYes = tidy(() =>
         noGrad(() => {
           const batch = padBatch(members.map((i) => ids[i]!), this.tokenizer.padTokenId, 'left');
-          const hidden = this.model.forward(batch.inputIds, batch.attentionMask);
-          const last = hidden.select(1, (hidden.size(1) as number) - 1);
+          // Left padding: every row's last token sits in the last column; only it is computed in the last layer.
+          const [rows, length] = batch.inputIds.shape as [number, number];
+          const last = this.model.forward(batch.inputIds, batch.attentionMask, { outputPositions: full([rows], length - 1, { dtype: 'int64' }) }).select(1, 0);
           // Only the two logits that matter: [no, yes] = last · E[{no, yes}]ᵀ.
           const head = this.model.weights.get(this.model.weights.has('lm_head.weight') ? 'lm_head.weight' : 'embed_tokens.weight');
           const logits = F.linear(last, head.index_select(0, yesNo)).float();

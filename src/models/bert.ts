@@ -11,6 +11,7 @@
 import { F, Tensor, arange, noGrad, tidy, zeros_like, type DType } from '../torch/index.js';
 import { ModelLoadError, WeightStore, linear, loadModelFolder, rootWeights, scoped, type LinearAdapter, type LinearModule, type Weights } from './weights.js';
 import { finfoMin } from './qwen3.js';
+import { gatherPositions, type ForwardOptions } from './forward.js';
 
 export interface BertConfig {
   model_type?: string;
@@ -85,8 +86,19 @@ export class BertModel {
     return rootWeights(this.weights, this.#adapter);
   }
 
-  /** input_ids, attention_mask [, token_type_ids] [B, L] → last_hidden_state [B, L, H]. */
-  forward(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor): Tensor {
+  /**
+   * input_ids, attention_mask (, token_type_ids: zeros if absent) [B, L] → last_hidden_state
+   * [B, L, H], or [B, 1, H] at `outputPositions` [B] (every token is computed either way).
+   */
+  forward(inputIds: Tensor, attentionMask: Tensor, opts: ForwardOptions & { tokenTypeIds?: Tensor } = {}): Tensor {
+    const hidden = this.lastHiddenState(inputIds, attentionMask, opts.tokenTypeIds);
+    if (!opts.outputPositions) return hidden;
+    const picked = tidy(() => gatherPositions(hidden, opts.outputPositions!));
+    hidden.dispose();
+    return picked;
+  }
+
+  private lastHiddenState(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor): Tensor {
     const w = this.lookup();
     const length = inputIds.size(1) as number;
     if (length > this.config.max_position_embeddings) {

@@ -7,17 +7,24 @@
  *   - cls: position 0.
  * Matryoshka truncation (`dims`) keeps the first components before normalising (REFERENCE §5.1).
  */
-import { F, Tensor, tidy } from '../torch/index.js';
+import { F, Tensor, full, tidy } from '../torch/index.js';
 
 export type PoolingMode = 'lasttoken' | 'mean' | 'cls';
 
+/** The position last-token pooling reads in each row, [B] int64 (the rule of `last_token_pool`). */
+export function lastTokenPositions(attentionMask: Tensor): Tensor {
+  return tidy(() => {
+    const [b, l] = attentionMask.shape as [number, number];
+    const leftPadded = attentionMask.select(1, l - 1).sum().item() === b;
+    if (leftPadded) return full([b], l - 1, { dtype: 'int64' });
+    return attentionMask.sum(1).sub(1).clamp_min(0).to('int64');
+  });
+}
+
 export function lastTokenPool(hidden: Tensor, attentionMask: Tensor): Tensor {
   return tidy(() => {
-    const [b, l, h] = hidden.shape as [number, number, number];
-    const leftPadded = attentionMask.select(1, l - 1).sum().item() === b;
-    if (leftPadded) return hidden.select(1, l - 1);
-    const last = attentionMask.sum(1).sub(1).clamp_min(0);
-    const index = last.view(b, 1, 1).expand(b, 1, h);
+    const [b, , h] = hidden.shape as [number, number, number];
+    const index = lastTokenPositions(attentionMask).view(b, 1, 1).expand(b, 1, h);
     return hidden.gather(1, index).squeeze(1);
   });
 }

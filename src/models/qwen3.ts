@@ -15,6 +15,8 @@ import { F, Tensor, cat, full, arange, kernels, noGrad, tidy, dispose as torch_d
 import type { DType } from '../torch/index.js';
 import { ModelLoadError, WeightStore, linear, loadModelFolder, rootWeights, scoped, type LinearAdapter, type LinearModule, type Weights } from './weights.js';
 
+import { gatherPositions, type ForwardOptions } from './forward.js';
+
 export { scoped, type Weights } from './weights.js';
 
 /** The config.json keys this code reads. */
@@ -84,32 +86,42 @@ export function causalPaddingMask(attentionMask: Tensor, dtype: DType): Tensor {
  * Self-attention, hidden [B, L, H] → [B, L, H]. Each block runs in its own `tidy`, so the JS
  * handles of its intermediates are dropped when it returns (autograd keeps what backward
  * needs), as Python's refcounting would: peak memory and allocator reuse then match PyTorch.
+ * With `positions` [B], only those queries are computed (keys and values still cover every
+ * token): → [B, 1, H], the same values as those rows of the full output.
  */
-export function attention(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
-  return tidy(() => attentionInner(w, config, hidden, cos, sin, mask));
+export function attention(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor): Tensor {
+  return tidy(() => attentionInner(w, config, hidden, cos, sin, mask, positions));
 }
 
-function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
+function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor): Tensor {
   const [b, l] = hidden.shape as [number, number, number];
   const d = headDim(config);
   const nq = config.num_attention_heads;
   const nkv = config.num_key_value_heads;
   // [B, L, H] → [B, N, L, D]; q_norm/k_norm act on each head's D-vector before RoPE. Each
   // projection runs in its own scope, so only its result outlives it (peak memory as PyTorch's).
-  const project = (name: string, heads: number, norm?: string) =>
+  const project = (name: string, input: Tensor, heads: number, norm?: string, rope?: [Tensor, Tensor]) =>
     tidy(() => {
-      const x = linear(w, name, hidden).view(b, l, heads, d);
+      const x = linear(w, name, input).view(b, input.size(1) as number, heads, d);
       const normed = norm ? F.rms_norm(x, w(`${norm}.weight`), config.rms_norm_eps) : x;
       const t = normed.transpose(1, 2);
-      return norm ? F.rotary_embedding(t, cos, sin) : t;
+      return rope ? F.rotary_embedding(t, rope[0], rope[1]) : t;
     });
-  const q = project('q_proj', nq, 'q_norm');
-  const keys = project('k_proj', nkv, 'k_norm');
-  const values = project('v_proj', nkv);
+  // The queries of `positions` only: their rows of the input, their own RoPE angles ([B, 1, 1, D]) and mask rows.
+  const queryRows = positions ? tidy(() => gatherPositions(hidden, positions)) : hidden;
+  const queryRope: [Tensor, Tensor] = positions ? [cos, sin].map((t) => tidy(() => t.index_select(0, positions).view(b, 1, 1, d))) as [Tensor, Tensor] : [cos, sin];
+  const queryMask = positions && mask ? tidy(() => gatherPositions(mask.transpose(1, 2), positions).transpose(1, 2)) : mask;
+  const q = project('q_proj', queryRows, nq, 'q_norm', queryRope);
+  const keys = project('k_proj', hidden, nkv, 'k_norm', [cos, sin]);
+  const values = project('v_proj', hidden, nkv);
   // eager_attention_forward: softmax(q·kᵀ·D^-½ + mask) in float32, cast back, times v, each kv
   // head serving nq/nkv query heads (repeat_kv) — one native call, so the [B, N, L, L]
   // temporaries are freed as soon as they are used (and, training, recomputed in backward).
-  const out = tidy(() => F.scaled_dot_product_attention(q, keys, values, { attnMask: mask, scale: d ** -0.5, enableGqa: true }).transpose(1, 2).reshape(b, l, nq * d));
+  const out = tidy(() =>
+    F.scaled_dot_product_attention(q, keys, values, { attnMask: queryMask, scale: d ** -0.5, enableGqa: true })
+      .transpose(1, 2)
+      .reshape(b, positions ? 1 : l, nq * d),
+  );
   torch_dispose([q, keys, values]);
   return linear(w, 'o_proj', out);
 }
@@ -125,9 +137,15 @@ export function mlp(w: Weights, hidden: Tensor): Tensor {
   });
 }
 
-/** One decoder layer: h + attn(norm(h)), then + mlp(norm(·)). hidden [B, L, H] → [B, L, H]. */
-export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined): Tensor {
-  const attended = tidy(() => hidden.add(attention(scoped(w, 'self_attn'), config, F.rms_norm(hidden, w('input_layernorm.weight'), config.rms_norm_eps), cos, sin, mask)));
+/**
+ * One decoder layer: h + attn(norm(h)), then + mlp(norm(·)). hidden [B, L, H] → [B, L, H], or
+ * with `positions` [B] (the last layer of a last-token model) → [B, 1, H], those rows only.
+ */
+export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor): Tensor {
+  const attended = tidy(() => {
+    const residual = positions ? gatherPositions(hidden, positions) : hidden;
+    return residual.add(attention(scoped(w, 'self_attn'), config, F.rms_norm(hidden, w('input_layernorm.weight'), config.rms_norm_eps), cos, sin, mask, positions));
+  });
   return tidy(() => attended.add(mlp(scoped(w, 'mlp'), F.rms_norm(attended, w('post_attention_layernorm.weight'), config.rms_norm_eps))));
 }
 
@@ -191,8 +209,13 @@ export class Qwen3Model {
     return rootWeights(this.weights, this.#adapter);
   }
 
-  /** input_ids, attention_mask [B, L] (int64) → last_hidden_state [B, L, H]. */
-  forward(inputIds: Tensor, attentionMask: Tensor): Tensor {
+  /**
+   * input_ids, attention_mask [B, L] (int64) → last_hidden_state [B, L, H]. With
+   * `outputPositions` [B] (int64) → [B, 1, H], the states of those positions only: the last layer
+   * then computes its queries, MLP and norm for them alone (what last-token pooling and the
+   * reranker read), the same values as the full forward's rows.
+   */
+  forward(inputIds: Tensor, attentionMask: Tensor, opts: ForwardOptions = {}): Tensor {
     const w = this.lookup();
     const length = inputIds.size(1) as number;
     // Positions are 0…L−1 whatever the padding, as transformers does (REFERENCE §6.2).
@@ -201,9 +224,11 @@ export class Qwen3Model {
     let hidden = F.embedding(inputIds, w('embed_tokens.weight'));
     for (let i = 0; i < this.numLayers; i++) {
       const input = hidden;
-      hidden = decoderLayer(scoped(w, `layers.${i}`), this.config, input, cos, sin, mask);
+      const last = i === this.numLayers - 1;
+      hidden = decoderLayer(scoped(w, `layers.${i}`), this.config, input, cos, sin, mask, last ? opts.outputPositions : undefined);
       input.dispose(); // only this handle: autograd keeps what backward needs
     }
+    if (this.numLayers === 0 && opts.outputPositions) hidden = gatherPositions(hidden, opts.outputPositions);
     return tidy(() => F.rms_norm(hidden, w('norm.weight'), this.config.rms_norm_eps));
   }
 

@@ -12,6 +12,7 @@ import type { DType, Tensor } from '../torch/index.js';
 import { BertModel } from './bert.js';
 import { Qwen3Model } from './qwen3.js';
 import type { PoolingMode } from './pooling.js';
+import type { ForwardOptions } from './forward.js';
 import { ModelLoadError, readConfig, type LinearAdapter, type LinearModule, type WeightStore } from './weights.js';
 
 export const DEFAULT_QWEN3_TASK = 'Given a web search query, retrieve relevant passages that answer the query';
@@ -33,7 +34,7 @@ export interface AdaptableModel {
 
 /** The encoder part every architecture offers: ids and mask in, last hidden states out. */
 export interface Encoder extends AdaptableModel {
-  forward(inputIds: Tensor, attentionMask: Tensor): Tensor;
+  forward(inputIds: Tensor, attentionMask: Tensor, opts?: ForwardOptions): Tensor;
   dispose(): void;
 }
 

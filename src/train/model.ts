@@ -18,7 +18,8 @@ import { Embedder } from '../embed/embedder.js';
 import { LoraAdapter } from '../models/lora/index.js';
 import { saveModelFolder } from '../models/lora/merge.js';
 import { Qwen3Model, causalPaddingMask, decoderLayer, headDim, rotaryCosSin, scoped } from '../models/qwen3.js';
-import { pool } from '../models/pooling.js';
+import { lastTokenPositions, pool } from '../models/pooling.js';
+import { gatherPositions } from '../models/forward.js';
 import { getRngState, manualSeed, setRngState } from '../torch/creation.js';
 import { SafetensorsCheckpoint } from '../formats/checkpoint.js';
 import type { TokenIds } from '../tokenizers/index.js';
@@ -115,9 +116,10 @@ class EmbedderTrainable implements TrainableModel {
   }
 
   /**
-   * Forward without storing activations: each layer runs under no_grad and only its input is
-   * kept; the final norm and pooling run with autograd from a leaf that stands for the last
-   * layer's output.
+   * Forward without storing activations: every layer but the last runs under no_grad and only its
+   * input is kept; the last layer (whose activations backward needs at once anyway), the final
+   * norm and pooling run with autograd from a leaf that stands for the last layer's input. For
+   * last-token pooling the last layer computes the pooled positions only (Qwen3Model.forward).
    */
   private encodeCheckpointed(model: Qwen3Model, inputIds: Tensor, attentionMask: Tensor): Tensor {
     this.releaseSaved();
@@ -128,7 +130,8 @@ class EmbedderTrainable implements TrainableModel {
     const inputs: Tensor[] = [];
     const rngStates: Tensor[] = [];
     let hidden = keep(noGrad(() => F.embedding(inputIds, w('embed_tokens.weight'))));
-    for (let i = 0; i < model.numLayers; i++) {
+    const last = model.numLayers - 1;
+    for (let i = 0; i < last; i++) {
       inputs.push(hidden);
       // The recompute must draw the same dropout masks (PyTorch's preserve_rng_state).
       rngStates.push(keep(getRngState()));
@@ -137,8 +140,12 @@ class EmbedderTrainable implements TrainableModel {
     }
     const top = keep(hidden.requires_grad_(true));
     this.saved = { inputs, rngStates, top, cos, sin, mask };
-    const normed = F.rms_norm(top, w('norm.weight'), model.config.rms_norm_eps);
-    const pooled = pool(this.embedder.info.pooling, normed, attentionMask);
+    const lastToken = this.embedder.info.pooling === 'lasttoken';
+    const positions = lastToken ? lastTokenPositions(attentionMask) : undefined;
+    let states = last >= 0 ? decoderLayer(scoped(w, `layers.${last}`), model.config, top, cos, sin, mask, positions) : top;
+    if (last < 0 && positions) states = gatherPositions(states, positions);
+    const normed = F.rms_norm(states, w('norm.weight'), model.config.rms_norm_eps);
+    const pooled = positions ? normed.squeeze(1) : pool(this.embedder.info.pooling, normed, attentionMask);
     return pooled.dtype === 'float32' ? pooled : pooled.to('float32');
   }
 
@@ -152,7 +159,7 @@ class EmbedderTrainable implements TrainableModel {
     let grad = saved.top.grad ? keep(saved.top.grad.detach()) : undefined;
     const after = getRngState();
     try {
-      for (let i = model.numLayers - 1; i >= 0 && grad; i--) {
+      for (let i = saved.inputs.length - 1; i >= 0 && grad; i--) {
         const upstream: Tensor = grad;
         grad = tidy(() => {
           setRngState(saved.rngStates[i]!);

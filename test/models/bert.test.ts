@@ -16,7 +16,7 @@ test('BertModel hidden states, mean/CLS pooling and pooler match transformers', 
     torch.tidy(() =>
       torch.noGrad(() => {
         const mask = golden.get('attention_mask')!;
-        const hidden = model.forward(golden.get('input_ids')!, mask, golden.get('token_type_ids')!);
+        const hidden = model.forward(golden.get('input_ids')!, mask, { tokenTypeIds: golden.get('token_type_ids')! });
         assertClose(hidden, golden.get('last_hidden_state')!, { atol: 1e-4 }, 'last_hidden_state');
         const mean = meanPool(hidden, mask);
         assertClose(mean, golden.get('mean_pooled')!, { atol: 1e-5 }, 'mean_pooled');

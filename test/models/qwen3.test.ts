@@ -7,7 +7,7 @@ import * as torch from '../../src/torch/index.js';
 import { Tensor, arange } from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { Qwen3Model } from '../../src/models/qwen3.js';
-import { finishEmbedding, lastTokenPool } from '../../src/models/pooling.js';
+import { finishEmbedding, lastTokenPool, lastTokenPositions } from '../../src/models/pooling.js';
 import { ModelLoadError } from '../../src/models/weights.js';
 import { assertClose, FIXTURES } from '../helpers.js';
 
@@ -62,6 +62,28 @@ test('Qwen3 reranker logits at the last position match transformers (left paddin
     torch.dispose([...golden.values()]);
   }
 });
+
+for (const padding of ['left', 'right'] as const) {
+  test(`forward with outputPositions gives the pooled rows of the full forward, the last layer run for them alone (${padding} padding)`, () => {
+    const model = Qwen3Model.load(MODEL);
+    const golden = loadSafetensors(join(FIXTURES, `goldens/embed_base_${padding}.safetensors`));
+    try {
+      torch.tidy(() =>
+        torch.noGrad(() => {
+          const [ids, mask] = [golden.get('input_ids')!, golden.get('attention_mask')!];
+          const positions = lastTokenPositions(mask);
+          const picked = model.forward(ids, mask, { outputPositions: positions });
+          assert.deepEqual(picked.shape, [ids.size(0), 1, model.config.hidden_size]);
+          assertClose(picked.squeeze(1), lastTokenPool(model.forward(ids, mask), mask), { atol: 1e-6 }, 'rows');
+          assertClose(picked.squeeze(1), golden.get('pooled')!, { atol: 1e-5 }, 'pooled golden');
+        }),
+      );
+    } finally {
+      model.dispose();
+      torch.dispose([...golden.values()]);
+    }
+  });
+}
 
 test('bfloat16 inference stays close to float32 (error reported)', (t) => {
   const f32 = Qwen3Model.load(MODEL, 'float32');
