@@ -19,6 +19,7 @@
 #include <stdexcept>
 
 #include "bind.h"
+#include "cpu_allocator.h"
 
 #ifndef EMBTUNE_LIBTORCH_ROOT
 #define EMBTUNE_LIBTORCH_ROOT "unknown"
@@ -318,10 +319,27 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "heapBytes", [](Args&) -> double {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
     struct mallinfo2 info = mallinfo2();
-    return static_cast<double>(info.uordblks + info.hblkhd);
+    const auto large = CachingAllocatorStats();
+    return static_cast<double>(info.uordblks + info.hblkhd + (large ? large->live_bytes : 0));
 #else
     return -1;
 #endif
+  });
+  // allocatorStats() → the caching CPU allocator's counters, or null under EMBTUNE_ALLOCATOR=malloc.
+  Def(env, exports, "allocatorStats", [](Args& a) -> Napi::Value {
+    const auto stats = CachingAllocatorStats();
+    if (!stats) return a.env().Null();
+    Napi::Object out = Napi::Object::New(a.env());
+    out.Set("liveBytes", static_cast<double>(stats->live_bytes));
+    out.Set("cachedBytes", static_cast<double>(stats->cached_bytes));
+    out.Set("blocks", static_cast<double>(stats->blocks));
+    out.Set("hits", static_cast<double>(stats->hits));
+    out.Set("misses", static_cast<double>(stats->misses));
+    return out;
+  });
+  Def(env, exports, "emptyCache", [](Args& a) {
+    EmptyCpuCache();
+    return a.env().Undefined();
   });
   // dispose(handle) → whether it freed something (false for a handle already freed).
   Def(env, exports, "dispose", [](Args& a) { return tensor_table::Release(a.env(), a.f64(0)); });
@@ -376,27 +394,8 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
 
 }  // namespace embtune
 
-// glibc's malloc: by default it maps every block above 128 KiB afresh (raising that threshold
-// only as large blocks are freed, up to 32 MiB) and returns the top of the heap to the system
-// once 128 KiB+ of it is free — so a training or embedding step, which frees and re-allocates
-// the same tensor sizes layer after layer, page-faults and zeroes the same memory again and
-// again. embtune fixes the mmap threshold at glibc's own ceiling (32 MiB: larger tensors are
-// still mapped and given back at once) and keeps up to 1 GiB of free heap for reuse: ~9% faster
-// Qwen3 training steps at the same peak RSS (bench/train, 8 layers). EMBTUNE_MMAP_THRESHOLD and
-// EMBTUNE_TRIM_THRESHOLD (bytes) override either; EMBTUNE_MALLOC=glibc keeps glibc's defaults.
-static void ApplyMallocSettings() {
-#if defined(__GLIBC__)
-  const char* mode = std::getenv("EMBTUNE_MALLOC");
-  if (mode != nullptr && std::string(mode) == "glibc") return;
-  const char* threshold = std::getenv("EMBTUNE_MMAP_THRESHOLD");
-  mallopt(M_MMAP_THRESHOLD, threshold != nullptr ? std::atoi(threshold) : 32 * 1024 * 1024);
-  const char* trim = std::getenv("EMBTUNE_TRIM_THRESHOLD");
-  mallopt(M_TRIM_THRESHOLD, trim != nullptr ? std::atoi(trim) : 1024 * 1024 * 1024);
-#endif
-}
-
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
-  ApplyMallocSettings();
+  embtune::InstallCachingCpuAllocator();
   embtune::RegisterRuntime(env, exports);
   embtune::RegisterOps(env, exports);
   embtune::RegisterSearchOps(env, exports);

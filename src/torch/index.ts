@@ -25,6 +25,8 @@ export {
   libtorchVersion,
   liveTensors,
   heapBytes,
+  allocatorStats,
+  emptyCache,
   externalBytes,
   parallelInfo,
   setNumThreads,

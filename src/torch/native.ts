@@ -18,6 +18,34 @@ type Scalar = number | boolean;
 type Opt<T> = T | undefined;
 
 /** Every native function, with the argument order of ops.cc / addon.cc. */
+/** The caching CPU allocator's counters (native/src/cpu_allocator.cc). */
+export interface AllocatorStats {
+  /** Bytes in large blocks handed out and not yet freed. */
+  liveBytes: number;
+  /** Bytes in large blocks freed and kept for reuse. */
+  cachedBytes: number;
+  /** Large blocks mapped, live or cached. */
+  blocks: number;
+  /** Large requests served from the cache. */
+  hits: number;
+  /** Large requests that mapped a new block. */
+  misses: number;
+}
+
+/** The caching CPU allocator's counters (native/src/cpu_allocator.cc). */
+export interface AllocatorStats {
+  /** Bytes in large blocks handed out and not yet freed. */
+  liveBytes: number;
+  /** Bytes in large blocks freed and kept for reuse. */
+  cachedBytes: number;
+  /** Large blocks mapped, live or cached. */
+  blocks: number;
+  /** Large requests served from the cache. */
+  hits: number;
+  /** Large requests that mapped a new block. */
+  misses: number;
+}
+
 export interface NativeTorch {
   // runtime
   version(): string;
@@ -35,6 +63,8 @@ export interface NativeTorch {
   liveTensors(): number;
   reportedBytes(): number;
   heapBytes(): number;
+  allocatorStats(): AllocatorStats | null;
+  emptyCache(): void;
   dispose(h: H): boolean;
   isDisposed(h: H): boolean;
   reportExternal(h: H): void;

@@ -1,7 +1,7 @@
 /** What libtorch this is and where it runs: version, devices, threads. */
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { native } from './native.js';
+import { native, type AllocatorStats } from './native.js';
 
 export function libtorchVersion(): string {
   return native.version();
@@ -96,6 +96,19 @@ export function externalBytes(): number {
 export function heapBytes(): number | undefined {
   const n = native.heapBytes();
   return n < 0 ? undefined : n;
+}
+
+/**
+ * The caching CPU allocator's counters (tensors of 1 MiB or more are mapped once and reused, like
+ * PyTorch's CUDA caching allocator), or undefined when EMBTUNE_ALLOCATOR=malloc turned it off.
+ */
+export function allocatorStats(): AllocatorStats | undefined {
+  return native.allocatorStats() ?? undefined;
+}
+
+/** Gives the CPU allocator's cached free blocks back to the system (`torch.cuda.empty_cache()` for the CPU). */
+export function emptyCache(): void {
+  native.emptyCache();
 }
 
 let configured = false;
