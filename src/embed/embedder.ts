@@ -212,14 +212,21 @@ export class Embedder {
 
   /** One embedding per text, in input order. */
   embed(texts: string[], opts: EmbedOptions = {}): Float32Array[] {
+    return this.embedIds(this.tokenize(texts, opts), opts);
+  }
+
+  /**
+   * One embedding per row of token ids (as `tokenize` makes them: prompt and special tokens
+   * included), in input order; `opts` as for `embed` (its prompt options are not used here).
+   */
+  embedIds(ids: TokenIds[], opts: EmbedOptions = {}): Float32Array[] {
     const batchSize = opts.batchSize ?? 32;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
-    const ids = this.tokenize(texts, opts);
     const empty = ids.findIndex((row) => row.length === 0);
     if (empty >= 0) throw new Error(`text ${empty} has no tokens; the model needs at least one`);
     // Longest first, so a too-large batch fails at once rather than at the end.
     const order = ids.map((_, i) => i).sort((a, b) => ids[b]!.length - ids[a]!.length || a - b);
-    const out = new Array<Float32Array>(texts.length);
+    const out = new Array<Float32Array>(ids.length);
     const side = opts.paddingSide ?? this.info.paddingSide;
     const normalize = opts.normalize ?? this.info.normalize;
     let tokens = 0;

@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { F, Tensor, dispose, keep, tidy, type DType } from '../torch/index.js';
+import { F, Tensor, dispose, emptyCache, keep, tidy, type DType } from '../torch/index.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SafetensorsCheckpoint } from '../formats/checkpoint.js';
 
 export class ModelLoadError extends Error {
@@ -132,6 +132,9 @@ export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'fl
     throw err;
   } finally {
     checkpoint.close();
+    // Conversions leave one-off blocks (the float32 originals of bfloat16 weights) in the CPU
+    // allocator's cache that no later tensor fits: give them back now.
+    emptyCache();
   }
   return new WeightStore(tensors, folder, checkpointNames);
 }
