@@ -88,7 +88,7 @@ class CachingCpuAllocator final : public c10::Allocator {
     return {p, p, &Release, c10::Device(c10::DeviceType::CPU)};
   }
 
-  // A cached block of at least n bytes (and under 2n), or a newly mapped one.
+  // A cached block of at least n bytes (split when more than twice that), or a newly mapped one.
   void* Take(size_t n) {
     const size_t size = (n + kGranule - 1) / kGranule * kGranule;
     {

@@ -25,6 +25,19 @@
 #include "fused_ops.h"
 
 namespace embtune {
+
+at::Tensor RepeatKv(const at::Tensor& x, int64_t n) {
+  if (n == 1) return x;
+  const auto s = x.sizes();
+  return x.unsqueeze(2).expand({s[0], s[1], n, s[2], s[3]}).reshape({s[0], s[1] * n, s[2], s[3]});
+}
+
+void CheckGqaHeads(int64_t q_heads, int64_t kv_heads) {
+  if (kv_heads == 0 || q_heads % kv_heads != 0) {
+    throw std::invalid_argument("the query heads (" + std::to_string(q_heads) + ") must be a multiple of the key/value heads (" + std::to_string(kv_heads) + ")");
+  }
+}
+
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -72,13 +85,6 @@ struct RmsNorm : public torch::autograd::Function<RmsNorm> {
 };
 
 // ------------------------------------------------------------------------------- attention
-
-// [B, Nkv, L, D] → [B, Nkv·n, L, D], each kv head serving n consecutive query heads (repeat_kv).
-at::Tensor RepeatKv(const at::Tensor& x, int64_t n) {
-  if (n == 1) return x;
-  const auto s = x.sizes();
-  return x.unsqueeze(2).expand({s[0], s[1], n, s[2], s[3]}).reshape({s[0], s[1] * n, s[2], s[3]});
-}
 
 // The inverse of RepeatKv for gradients: the n query heads' contributions summed per kv head.
 at::Tensor SumRepeats(const at::Tensor& g, int64_t n) {
@@ -179,9 +185,7 @@ struct SiluMul : public torch::autograd::Function<SiluMul> {
 at::Tensor AttentionRecomputed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::optional<at::Tensor>& mask, double scale) {
   if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) throw std::invalid_argument("q, k and v must be [B, heads, L, D]");
   if (k.size(1) != v.size(1)) throw std::invalid_argument("k and v must have as many heads (" + std::to_string(k.size(1)) + " and " + std::to_string(v.size(1)) + ")");
-  if (k.size(1) == 0 || q.size(1) % k.size(1) != 0) {
-    throw std::invalid_argument("the query heads (" + std::to_string(q.size(1)) + ") must be a multiple of the key/value heads (" + std::to_string(k.size(1)) + ")");
-  }
+  CheckGqaHeads(q.size(1), k.size(1));
   return Attention::apply(q, k, v, mask ? c10::optional<at::Tensor>(*mask) : c10::nullopt, scale);
 }
 

@@ -7,6 +7,11 @@
 
 namespace embtune {
 
+// [B, Nkv, L, D] → [B, Nkv·n, L, D], each kv head serving n consecutive query heads (repeat_kv).
+at::Tensor RepeatKv(const at::Tensor& x, int64_t n);
+// Throws unless `q_heads` query heads can share `kv_heads` key/value heads (a positive divisor).
+void CheckGqaHeads(int64_t q_heads, int64_t kv_heads);
+
 // softmax(q·kᵀ·scale + mask)·v with k, v [B, Nkv, L, D] serving Nq/Nkv query heads each, as one
 // autograd node that keeps q, k, v (not the probabilities) and recomputes the rest in backward.
 at::Tensor AttentionRecomputed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::optional<at::Tensor>& mask, double scale);

@@ -57,13 +57,8 @@ int64_t Reduction(const std::string& name) {
 // k, v with fewer heads than q (GQA) are repeated to q's heads first (repeat_kv), except on the
 // 1.13 path, whose fused node (fused_ops.cc) repeats them itself and keeps them un-repeated.
 at::Tensor RepeatHeads(const at::Tensor& x, int64_t heads) {
-  const int64_t n = x.size(1);
-  if (n == heads) return x;
-  if (n == 0 || heads % n != 0) {
-    throw std::invalid_argument("the query heads (" + std::to_string(heads) + ") must be a multiple of the key/value heads (" + std::to_string(n) + ")");
-  }
-  const auto s = x.sizes();
-  return x.unsqueeze(2).expand({s[0], n, heads / n, s[2], s[3]}).reshape({s[0], heads, s[2], s[3]});
+  CheckGqaHeads(heads, x.size(1));
+  return RepeatKv(x, heads / x.size(1));
 }
 
 at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in, const Opt& mask, double dropout_p,
@@ -88,7 +83,7 @@ at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k_in
   double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   if (dropout_p == 0 && !is_causal && q.dim() == 4) {
     // One autograd node that recomputes the probabilities in backward (fused_ops.cc).
-    return AttentionRecomputed(q, enable_gqa ? k_in : RepeatHeads(k_in, q.size(1)), enable_gqa ? v_in : RepeatHeads(v_in, q.size(1)), mask, s);
+    return AttentionRecomputed(q, k_in, v_in, mask, s);
   }
   const at::Tensor k = enable_gqa ? RepeatHeads(k_in, q.size(1)) : k_in;
   const at::Tensor v = enable_gqa ? RepeatHeads(v_in, q.size(1)) : v_in;

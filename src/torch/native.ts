@@ -17,35 +17,21 @@ type H = NativeHandle;
 type Scalar = number | boolean;
 type Opt<T> = T | undefined;
 
+/** The caching CPU allocator's counters (native/src/cpu_allocator.cc). */
+export interface AllocatorStats {
+  /** Bytes in large blocks handed out and not yet freed. */
+  liveBytes: number;
+  /** Bytes in large blocks freed and kept for reuse. */
+  cachedBytes: number;
+  /** Large blocks mapped, live or cached. */
+  blocks: number;
+  /** Large requests served from the cache. */
+  hits: number;
+  /** Large requests that mapped a new block. */
+  misses: number;
+}
+
 /** Every native function, with the argument order of ops.cc / addon.cc. */
-/** The caching CPU allocator's counters (native/src/cpu_allocator.cc). */
-export interface AllocatorStats {
-  /** Bytes in large blocks handed out and not yet freed. */
-  liveBytes: number;
-  /** Bytes in large blocks freed and kept for reuse. */
-  cachedBytes: number;
-  /** Large blocks mapped, live or cached. */
-  blocks: number;
-  /** Large requests served from the cache. */
-  hits: number;
-  /** Large requests that mapped a new block. */
-  misses: number;
-}
-
-/** The caching CPU allocator's counters (native/src/cpu_allocator.cc). */
-export interface AllocatorStats {
-  /** Bytes in large blocks handed out and not yet freed. */
-  liveBytes: number;
-  /** Bytes in large blocks freed and kept for reuse. */
-  cachedBytes: number;
-  /** Large blocks mapped, live or cached. */
-  blocks: number;
-  /** Large requests served from the cache. */
-  hits: number;
-  /** Large requests that mapped a new block. */
-  misses: number;
-}
-
 export interface NativeTorch {
   // runtime
   version(): string;
