@@ -6,7 +6,7 @@ import { readRecords, writeRecords } from '../data/records.js';
 import { Embedder } from '../embed/embedder.js';
 import { Reranker } from '../embed/reranker.js';
 import { mineHardNegatives, embedderEncoder, rerankerCrossEncoder, type MiningEncoder, type MiningOptions, type MiningResult, type EncodeRequest } from '../mine/index.js';
-import { EmbeddingCache, cachedEmbed } from '../mine/cache.js';
+import { EmbeddingCache, cachedEmbed } from '../embed/cache.js';
 import { EmbeddingTable } from '../mine/precomputed.js';
 import { hnswTopK } from '../mine/hnsw.js';
 import type { SearchFunction } from '../mine/options.js';

@@ -2,7 +2,7 @@
  * What mining needs from a model: query and document embeddings, and optionally cross-encoder
  * scores of (query, document) pairs. The interfaces are small so that the Embedder, tables of
  * precomputed vectors (src/mine/precomputed.ts) and an on-disk cache wrapping either
- * (src/mine/cache.ts) all plug in; adapters for the Embedder and the Reranker are here.
+ * (src/embed/cache.ts) all plug in; adapters for the Embedder and the Reranker are here.
  *
  * Mining L2-normalises whatever an encoder returns (sentence-transformers encodes with
  * `normalize_embeddings=True` and compares with cosine, REFERENCE §2.3 step 3, §2.7), so an

@@ -4,5 +4,5 @@ export { resolveConfig, DEFAULTS as TRAIN_DEFAULTS, type TrainConfig } from './c
 export { Trainer, type TrainableModel, type Objective, type TrainEvents, type TrainResult } from './trainer.js';
 export { infonceLoss, infonceOptionsFromEnv, type InfonceOptions } from './loss.js';
 export { calculateInfonceMetrics } from './metrics.js';
-export { evaluateRetrieval } from './ir_metrics.js';
+export { evaluateRetrieval } from '../eval/ir_metrics.js';
 export { exampleFromRecord, type TrainExample } from './examples.js';

@@ -10,7 +10,7 @@ import type { TrainExample } from './examples.js';
 import { SeededRandom } from './groups.js';
 import { infonceLoss, infonceOptionsFromEnv, type InfonceOptions } from './loss.js';
 import { calculateInfonceMetrics } from './metrics.js';
-import { evaluateRetrieval } from './ir_metrics.js';
+import { evaluateRetrieval } from '../eval/ir_metrics.js';
 import type { Objective } from './trainer.js';
 
 export function infonceOptionsOf(c: TrainConfig, env: NodeJS.ProcessEnv): InfonceOptions {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type IrEvaluation, type IrEvaluationInput, type IrEvaluatorOptions, comparePythonStrings, evaluateRetrieval } from '../../src/train/ir_metrics.js';
+import { type IrEvaluation, type IrEvaluationInput, type IrEvaluatorOptions, comparePythonStrings, evaluateRetrieval } from '../../src/eval/ir_metrics.js';
 import { FIXTURES, assertClose } from '../helpers.js';
 
 interface IrInputs {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EmbeddingCache, cachedEmbed, type EmbedTexts } from '../../src/mine/cache.js';
+import { EmbeddingCache, cachedEmbed, type EmbedTexts } from '../../src/embed/cache.js';
 
 function withFolder(fn: (folder: string) => Promise<void> | void): Promise<void> | void {
   const folder = mkdtempSync(join(tmpdir(), 'embtune-cache-'));
