@@ -16,6 +16,7 @@ import type { DType } from '../torch/index.js';
 import { ModelLoadError, WeightStore, linear, loadModelFolder, rootWeights, scoped, type LinearAdapter, type LinearModule, type Weights } from './weights.js';
 
 import { gatherPositions, type ForwardOptions } from './forward.js';
+import type { KVCache, LayerKVCache } from './kv_cache.js';
 
 export { scoped, type Weights } from './weights.js';
 
@@ -35,6 +36,19 @@ export interface Qwen3Config {
   rms_norm_eps: number;
   rope_theta: number;
   hidden_act?: string;
+  /** The trained context (32768 for Qwen3-Embedding-0.6B): the default max length of training. */
+  max_position_embeddings?: number;
+}
+
+/** A decoder forward's options for generation (Qwen3ForCausalLM): per-row positions and a KV cache. */
+export interface DecoderForwardOptions extends ForwardOptions {
+  /**
+   * [B, L] int64 positions of the new tokens (HF generate: cumsum(attention_mask) − 1, so a
+   * left-padded row starts at 0). Default: past … past + L − 1 for every row.
+   */
+  positionIds?: Tensor;
+  /** Keys/values of earlier tokens; the new ones are appended. attentionMask then covers past + new tokens. */
+  cache?: KVCache;
 }
 
 export function headDim(config: Qwen3Config): number {
@@ -55,13 +69,15 @@ export function finfoMin(dtype: DType): number {
 /**
  * RoPE tables (Qwen3RotaryEmbedding, default type): inv_freq[i] = θ^(−2i/D); the angle of
  * position p is p·inv_freq, duplicated to length D; cos and sin in float32, then cast.
- * positions [L] → cos, sin [L, D].
+ * positions [L] → cos, sin [L, D]; per-row positions [B, L] (generation's position_ids) →
+ * [B, 1, L, D], which broadcasts over the heads.
  */
 export function rotaryCosSin(positions: Tensor, dim: number, theta: number, dtype: DType): [Tensor, Tensor] {
   return noGrad(() => {
     const exponents = arange(0, dim, 2, { dtype: 'int64' }).to('float32').div(dim);
     const invFreq = full([dim / 2], theta, { dtype: 'float32' }).pow(exponents).reciprocal();
-    const freqs = positions.to('float32').unsqueeze(1).matmul(invFreq.unsqueeze(0));
+    // A product per element either way (the matmul's inner dimension is 1), so both give HF's values.
+    const freqs = positions.shape.length === 1 ? positions.to('float32').unsqueeze(1).matmul(invFreq.unsqueeze(0)) : positions.to('float32').unsqueeze(-1).mul(invFreq).unsqueeze(1);
     const emb = cat([freqs, freqs], -1);
     return [emb.cos().to(dtype), emb.sin().to(dtype)];
   });
@@ -70,13 +86,17 @@ export function rotaryCosSin(positions: Tensor, dim: number, theta: number, dtyp
 /**
  * The additive 4-D mask of transformers' eager path: key ≤ query and key not padded → 0, else
  * finfo(dtype).min. attentionMask [B, L] (1 = real token) → [B, 1, L, L]. Rows of pad queries
- * get min everywhere, so softmax is uniform there rather than NaN.
+ * get min everywhere, so softmax is uniform there rather than NaN. With a KV cache the queries
+ * are the last `queryLength` of the L positions (the mask covers cached and new tokens, as HF's
+ * attention_mask does): → [B, 1, queryLength, L].
  */
-export function causalPaddingMask(attentionMask: Tensor, dtype: DType): Tensor {
+export function causalPaddingMask(attentionMask: Tensor, dtype: DType, queryLength?: number): Tensor {
   return noGrad(() => {
     const [, l] = attentionMask.shape as [number, number];
+    const q = queryLength ?? l;
     const min = finfoMin(dtype);
-    const causal = full([l, l], min, { dtype }).triu(1);
+    // Query i (absolute position l − q + i) sees keys ≤ it; built for those q rows only, so a decode step costs O(L), not O(L²).
+    const causal = q === l ? full([l, l], min, { dtype }).triu(1) : full([q, l], 0, { dtype }).masked_fill(arange(l).unsqueeze(0).gt(arange(l - q, l).unsqueeze(1)), min);
     const padded = attentionMask.unsqueeze(1).unsqueeze(2).eq(0);
     return causal.unsqueeze(0).unsqueeze(0).masked_fill(padded, min);
   });
@@ -89,11 +109,11 @@ export function causalPaddingMask(attentionMask: Tensor, dtype: DType): Tensor {
  * With `positions` [B], only those queries are computed (keys and values still cover every
  * token): → [B, 1, H], the same values as those rows of the full output.
  */
-export function attention(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor): Tensor {
-  return tidy(() => attentionInner(w, config, hidden, cos, sin, mask, positions));
+export function attention(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor, cache?: LayerKVCache): Tensor {
+  return tidy(() => attentionInner(w, config, hidden, cos, sin, mask, positions, cache));
 }
 
-function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor): Tensor {
+function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor, cache?: LayerKVCache): Tensor {
   const [b, l] = hidden.shape as [number, number, number];
   const d = headDim(config);
   const nq = config.num_attention_heads;
@@ -114,15 +134,18 @@ function attentionInner(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Te
   const q = project('q_proj', queryRows, nq, 'q_norm', queryRope);
   const keys = project('k_proj', hidden, nkv, 'k_norm', [cos, sin]);
   const values = project('v_proj', hidden, nkv);
+  // With a cache (generation), the new keys/values (after k_norm and RoPE, as HF's DynamicCache
+  // stores them) are appended and attention runs over every cached position.
+  const [allKeys, allValues] = cache ? cache.update(keys, values) : [keys, values];
   // eager_attention_forward: softmax(q·kᵀ·D^-½ + mask) in float32, cast back, times v, each kv
   // head serving nq/nkv query heads (repeat_kv) — one native call, so the [B, N, L, L]
   // temporaries are freed as soon as they are used (and, training, recomputed in backward).
   const out = tidy(() =>
-    F.scaled_dot_product_attention(q, keys, values, { attnMask: queryMask, scale: d ** -0.5, enableGqa: true })
+    F.scaled_dot_product_attention(q, allKeys, allValues, { attnMask: queryMask, scale: d ** -0.5, enableGqa: true })
       .transpose(1, 2)
       .reshape(b, positions ? 1 : l, nq * d),
   );
-  torch_dispose([q, keys, values]);
+  torch_dispose(cache ? [q, keys, values, allKeys, allValues] : [q, keys, values]); // the cache's views only: it keeps its storage
   return linear(w, 'o_proj', out);
 }
 
@@ -141,10 +164,10 @@ export function mlp(w: Weights, hidden: Tensor): Tensor {
  * One decoder layer: h + attn(norm(h)), then + mlp(norm(·)). hidden [B, L, H] → [B, L, H], or
  * with `positions` [B] (the last layer of a last-token model) → [B, 1, H], those rows only.
  */
-export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor): Tensor {
+export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | undefined, positions?: Tensor, cache?: LayerKVCache): Tensor {
   const attended = tidy(() => {
     const residual = positions ? gatherPositions(hidden, positions) : hidden;
-    return residual.add(attention(scoped(w, 'self_attn'), config, F.rms_norm(hidden, w('input_layernorm.weight'), config.rms_norm_eps), cos, sin, mask, positions));
+    return residual.add(attention(scoped(w, 'self_attn'), config, F.rms_norm(hidden, w('input_layernorm.weight'), config.rms_norm_eps), cos, sin, mask, positions, cache));
   });
   return tidy(() => attended.add(mlp(scoped(w, 'mlp'), F.rms_norm(attended, w('post_attention_layernorm.weight'), config.rms_norm_eps))));
 }
@@ -213,19 +236,23 @@ export class Qwen3Model {
    * input_ids, attention_mask [B, L] (int64) → last_hidden_state [B, L, H]. With
    * `outputPositions` [B] (int64) → [B, 1, H], the states of those positions only: the last layer
    * then computes its queries, MLP and norm for them alone (what last-token pooling and the
-   * reranker read), the same values as the full forward's rows.
+   * reranker read), the same values as the full forward's rows. Generation (qwen3_causal_lm.ts)
+   * passes a KV cache and per-row positions (`DecoderForwardOptions`).
    */
-  forward(inputIds: Tensor, attentionMask: Tensor, opts: ForwardOptions = {}): Tensor {
+  forward(inputIds: Tensor, attentionMask: Tensor, opts: DecoderForwardOptions = {}): Tensor {
     const w = this.lookup();
     const length = inputIds.size(1) as number;
-    // Positions are 0…L−1 whatever the padding, as transformers does (REFERENCE §6.2).
-    const [cos, sin] = rotaryCosSin(arange(length), headDim(this.config), this.config.rope_theta, this.dtype);
-    const mask = causalPaddingMask(attentionMask, this.dtype);
+    const past = opts.cache ? checkCacheInputs(opts.cache, inputIds, attentionMask, opts, this.numLayers) : 0;
+    if (opts.positionIds && opts.outputPositions) throw new Error('outputPositions cannot be combined with per-row positionIds');
+    // Positions are 0…L−1 whatever the padding, as transformers does (REFERENCE §6.2); after a
+    // cache of `past` tokens they continue from there, unless the caller gives them per row.
+    const [cos, sin] = rotaryCosSin(opts.positionIds ?? arange(past, past + length), headDim(this.config), this.config.rope_theta, this.dtype);
+    const mask = causalPaddingMask(attentionMask, this.dtype, length);
     let hidden = F.embedding(inputIds, w('embed_tokens.weight'));
     for (let i = 0; i < this.numLayers; i++) {
       const input = hidden;
       const last = i === this.numLayers - 1;
-      hidden = decoderLayer(scoped(w, `layers.${i}`), this.config, input, cos, sin, mask, last ? opts.outputPositions : undefined);
+      hidden = decoderLayer(scoped(w, `layers.${i}`), this.config, input, cos, sin, mask, last ? opts.outputPositions : undefined, opts.cache?.layer(i));
       input.dispose(); // only this handle: autograd keeps what backward needs
     }
     if (this.numLayers === 0 && opts.outputPositions) hidden = gatherPositions(hidden, opts.outputPositions);
@@ -265,6 +292,18 @@ export class Qwen3Model {
   dispose(): void {
     this.weights.dispose();
   }
+}
+
+/** The cached length, after checking that the new tokens, the mask and the cache agree (a mismatch would attend to the wrong keys). */
+function checkCacheInputs(cache: KVCache, inputIds: Tensor, attentionMask: Tensor, opts: DecoderForwardOptions, numLayers: number): number {
+  const [b, l] = inputIds.shape as [number, number];
+  const past = cache.length;
+  if (cache.numLayers !== numLayers) throw new Error(`KV cache has ${cache.numLayers} layers, the model ${numLayers}`);
+  if (past > 0 && cache.batchSize !== b) throw new Error(`KV cache holds ${cache.batchSize} rows, input_ids has ${b}`);
+  const [mb, ml] = attentionMask.shape as [number, number];
+  if (mb !== b || ml !== past + l) throw new Error(`attention_mask is [${mb}, ${ml}]; with ${past} cached tokens and input_ids [${b}, ${l}] it must be [${b}, ${past + l}]`);
+  if (opts.outputPositions) throw new Error('outputPositions cannot be combined with a KV cache (the cache needs every position\'s keys)');
+  return past;
 }
 
 function checkConfig(c: Qwen3Config, source: string): void {
