@@ -8,7 +8,11 @@ import { registerRerank } from './rerank.js';
 import { registerMine } from './mine.js';
 import { registerConvert } from './convert.js';
 import { registerTrain } from './train.js';
+import { registerPairs } from './pairs.js';
 import { registerMerge } from './merge.js';
+import { registerPipeline } from './pipeline.js';
+import { registerIndex } from './index.js';
+import { registerSearch } from './search.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -36,8 +40,12 @@ registerEmbed(program);
 registerRerank(program);
 registerMine(program);
 registerConvert(program);
+registerPairs(program);
 registerTrain(program);
 registerMerge(program);
+registerPipeline(program);
+registerIndex(program);
+registerSearch(program);
 
 /**
  * ms-swift and HF users write `--learning_rate 6e-6`; every flag is also accepted that way

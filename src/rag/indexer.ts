@@ -1,0 +1,116 @@
+/**
+ * Building and updating a RAG index incrementally: documents whose id is new are embedded and
+ * added, documents whose content hash changed are embedded again and their rows replaced,
+ * unchanged ones are left alone, and (with `prune`) ids no longer in the documents are deleted.
+ * Rows are written by merge-insert on the id, so an id is never stored twice, and the work is
+ * written in chunks, so an interrupted run keeps what it finished and the next run goes on from there.
+ *
+ * Documents are embedded as documents (no instruction, REFERENCE §5.1); queries get the query
+ * instruction at search time (search.ts).
+ */
+import { resolve } from 'node:path';
+import type { Embedder } from '../embed/embedder.js';
+import type { RagDocument } from './documents.js';
+import { RagStore, RECORD_FORMAT, inferMetadataColumns, type FullTextTokenizer, type IndexIdentity, type IndexRecord } from './store.js';
+
+export interface IndexProgress {
+  /** Documents embedded and written so far in this run. */
+  done: number;
+  /** Documents this run embeds (new and changed). */
+  total: number;
+  tokens: number;
+}
+
+export interface IndexDocumentsOptions {
+  /** The index folder (created if missing). */
+  db: string;
+  docs: readonly RagDocument[];
+  embedder: Embedder;
+  identity: IndexIdentity;
+  /** Metadata fields stored as columns (the documents carry their values). */
+  metadataFields?: readonly string[];
+  /** Full-text tokenizer of a new index (default 'bigram'); an existing index keeps its own. */
+  ftsTokenizer?: FullTextTokenizer;
+  /** Delete stored ids that are not among `docs`. */
+  prune?: boolean;
+  /** Documents embedded and written per chunk (default 256). */
+  chunkSize?: number;
+  batchSize?: number;
+  maxBatchTokens?: number;
+  onProgress?: (p: IndexProgress) => void;
+}
+
+export interface IndexReport {
+  added: number;
+  updated: number;
+  unchanged: number;
+  deleted: number;
+  /** Rows in the index after the run. */
+  rows: number;
+  /** Stored ids not among the documents, left in place (no prune). */
+  notInDocs: number;
+  tokens: number;
+  seconds: number;
+}
+
+/** What made the embedder's vectors, for the index record. */
+export function identityOf(embedder: Embedder, model: string, opts: { adapter?: string; fingerprint?: string | null } = {}): IndexIdentity {
+  const dim = embedder.embed(['dimension probe'], { kind: 'document' })[0]!.length;
+  return {
+    model,
+    modelFolder: resolve(embedder.folder ?? model),
+    adapter: opts.adapter === undefined ? null : resolve(opts.adapter),
+    fingerprint: opts.fingerprint ?? null,
+    family: embedder.info.family,
+    pooling: embedder.info.pooling,
+    normalize: embedder.info.normalize,
+    dim,
+  };
+}
+
+export async function indexDocuments(opts: IndexDocumentsOptions): Promise<IndexReport> {
+  const started = performance.now();
+  const record: IndexRecord = {
+    format: RECORD_FORMAT,
+    identity: opts.identity,
+    metadataColumns: inferMetadataColumns(opts.metadataFields ?? [], opts.docs),
+    ftsTokenizer: opts.ftsTokenizer ?? 'bigram',
+  };
+  const store = await RagStore.openForWriting(opts.db, record);
+  try {
+    const stored = await store.hashes();
+    const changed = opts.docs.filter((d) => stored.get(d.id) !== d.hash);
+    const added = changed.filter((d) => !stored.has(d.id)).length;
+    const wanted = new Set(opts.docs.map((d) => d.id));
+    const missing = [...stored.keys()].filter((id) => !wanted.has(id));
+    const chunkSize = opts.chunkSize ?? 256;
+    let done = 0;
+    let tokens = 0;
+    for (let start = 0; start < changed.length; start += chunkSize) {
+      const chunk = changed.slice(start, start + chunkSize);
+      let chunkTokens = 0;
+      const vectors = opts.embedder.embed(
+        chunk.map((d) => d.text),
+        { kind: 'document', batchSize: opts.batchSize, maxBatchTokens: opts.maxBatchTokens, onProgress: (p) => (chunkTokens = p.tokens) },
+      );
+      await store.upsert(chunk, vectors);
+      done += chunk.length;
+      tokens += chunkTokens;
+      opts.onProgress?.({ done, total: changed.length, tokens });
+    }
+    const deleted = opts.prune ? await store.delete(missing) : 0;
+    if (changed.length > 0 || deleted > 0 || stored.size === 0) await store.finish();
+    return {
+      added,
+      updated: changed.length - added,
+      unchanged: opts.docs.length - changed.length,
+      deleted,
+      rows: await store.count(),
+      notInDocs: opts.prune ? 0 : missing.length,
+      tokens,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    store.close();
+  }
+}
