@@ -1,12 +1,12 @@
 /** What `embtune mine` does once its flags are parsed. */
 import { readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setNumThreads } from '../torch/index.js';
 import { readRecords, writeRecords } from '../data/records.js';
 import { Embedder } from '../embed/embedder.js';
 import { Reranker } from '../embed/reranker.js';
 import { mineHardNegatives, embedderEncoder, rerankerCrossEncoder, type MiningEncoder, type MiningOptions, type MiningResult, type EncodeRequest } from '../mine/index.js';
-import { EmbeddingCache, cachedEmbed } from '../embed/cache.js';
+import { EmbeddingCache, cachedEmbed, modelContentKey } from '../embed/cache.js';
 import { EmbeddingTable } from '../mine/precomputed.js';
 import { hnswTopK } from '../mine/hnsw.js';
 import type { SearchFunction } from '../mine/options.js';
@@ -124,7 +124,8 @@ async function modelEncoder(flags: MineFlags, disposers: (() => void)[]): Promis
   disposers.push(() => embedder.dispose());
   const base = embedderEncoder(embedder, { maxBatchTokens: flags.maxBatchTokens, instruction: flags.instruction, name: flags.model });
   if (!flags.cacheFolder) return base;
-  const modelKey = JSON.stringify({ model: resolve(folder), dtype: flags.dtype, maxLength: embedder.info.maxLength });
+  // Keyed by the folder's content, not its path: retraining or re-merging into the same folder misses.
+  const modelKey = modelContentKey(folder, { memoFolder: flags.cacheFolder, settings: { dtype: flags.dtype, maxLength: embedder.info.maxLength } });
   const dim = embedder.embed(['dimension probe'], { kind: 'document' })[0]!.length;
   const cache = EmbeddingCache.open(flags.cacheFolder, { modelKey, dim });
   const withCache = (kind: 'query' | 'document') => async (texts: readonly string[], request: EncodeRequest) => {

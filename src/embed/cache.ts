@@ -21,10 +21,18 @@
  * nevertheless damaged (wrong magic, size or checksum: a disk fault or a hand edit) makes `open`
  * throw an Error that names the file and the fault and says to delete it; the cache never guesses
  * around a damaged file (that is the "clear error" choice, not a silent rebuild).
+ *
+ * The model key (`modelContentKey`) names the model by its content, not its path: the sha256 of
+ * every file of the model folder (weights, config, tokenizer, sentence-transformers modules) and
+ * of the adapter folder, so retraining or re-merging into the same folder is a different model
+ * and misses. Hashing a 1.2 GB checkpoint takes seconds, so each file's hash is computed once per
+ * version of the file and remembered (`file-hashes.json` in the cache folder, and in memory),
+ * keyed by device, inode, size, mtime and ctime in nanoseconds: a rewrite changes ctime even when
+ * size and mtime are restored, and an atomic replace changes the inode.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../formats/atomic_write.js';
 
 export interface EmbeddingCacheOptions {
@@ -285,4 +293,135 @@ function fromLittleEndian(vector: Float32Array): Float32Array {
   if (LITTLE_ENDIAN) return vector;
   const view = new DataView(vector.buffer);
   return Float32Array.from({ length: vector.length }, (_, i) => view.getFloat32(i * 4, true));
+}
+
+// ------------------------------------------------------------------ content keys
+
+const HASH_MEMO_FILE = 'file-hashes.json';
+const HASH_MEMO_FORMAT = 'embtune-file-hashes/1';
+/** In-process memo: version key → sha256 hex. */
+const hashMemo = new Map<string, string>();
+
+/** What identifies one version of a file without reading it (see the file comment). */
+function fileVersion(path: string): string {
+  const st = statSync(path, { bigint: true });
+  return JSON.stringify([resolve(path), String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)]);
+}
+
+function readHashMemo(folder: string | undefined): Record<string, string> {
+  if (!folder) return {};
+  const path = join(folder, HASH_MEMO_FILE);
+  if (!existsSync(path)) return {};
+  try {
+    const value = JSON.parse(readFileSync(path, 'utf8')) as { format?: unknown; hashes?: unknown };
+    return value.format === HASH_MEMO_FORMAT && typeof value.hashes === 'object' && value.hashes !== null ? (value.hashes as Record<string, string>) : {};
+  } catch {
+    return {}; // a damaged memo only costs re-hashing
+  }
+}
+
+function sha256OfFile(path: string): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const chunk = Buffer.alloc(1 << 24);
+    for (let at = 0; ; ) {
+      const n = readSync(fd, chunk, 0, chunk.length, at);
+      if (n === 0) break;
+      hash.update(chunk.subarray(0, n));
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+export interface ContentHashOptions {
+  /** A folder to remember hashes in across runs (the embedding cache folder); default: this process only. */
+  memoFolder?: string;
+  /** Told about each file actually read (not remembered), e.g. to say why a run pauses. */
+  onHash?: (path: string, bytes: number) => void;
+}
+
+/** The sha256 (hex) of each file's bytes, read only when that version of the file was not seen before. */
+export function fileContentHashes(paths: readonly string[], options: ContentHashOptions = {}): string[] {
+  const stored = readHashMemo(options.memoFolder);
+  let changed = false;
+  const out = paths.map((path) => {
+    const version = fileVersion(path);
+    let digest = hashMemo.get(version) ?? stored[version];
+    if (digest === undefined) {
+      options.onHash?.(path, statSync(path).size);
+      digest = sha256OfFile(path);
+      stored[version] = digest;
+      changed = true;
+    }
+    hashMemo.set(version, digest);
+    return digest;
+  });
+  if (changed && options.memoFolder) {
+    mkdirSync(options.memoFolder, { recursive: true });
+    // Entries of files that no longer exist in that version are dropped, so the memo stays small.
+    const live = Object.fromEntries(Object.entries(stored).filter(([version]) => isCurrentVersion(version)));
+    const text = JSON.stringify({ format: HASH_MEMO_FORMAT, hashes: live }) + '\n';
+    writeFileAtomic(join(options.memoFolder, HASH_MEMO_FILE), (write) => write(Buffer.from(text, 'utf8')));
+  }
+  return out;
+}
+
+function isCurrentVersion(version: string): boolean {
+  try {
+    const [path] = JSON.parse(version) as [string];
+    return fileVersion(path) === version;
+  } catch {
+    return false;
+  }
+}
+
+/** Files of a model (or adapter) folder that decide its vectors: all but docs and VCS files, sentence-transformers module folders included. */
+function modelFiles(folder: string): string[] {
+  const out: string[] = [];
+  const visit = (dir: string, depth: number) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const path = join(dir, entry.name);
+      if (entry.name.startsWith('.') || /\.(md|lock)$/i.test(entry.name)) continue; // model cards, git and hub lock files
+      const isDir = entry.isDirectory() || (entry.isSymbolicLink() && statSync(path).isDirectory());
+      if (isDir) {
+        // Subfolders: sentence-transformers modules (1_Pooling, 2_Normalize, …), not checkpoints or caches.
+        if (depth === 0 && /^\d+_/.test(entry.name)) visit(path, depth + 1);
+        continue;
+      }
+      out.push(path);
+    }
+  };
+  visit(folder, 0);
+  return out;
+}
+
+export interface ModelContentKeyOptions extends ContentHashOptions {
+  /** A LoRA adapter folder applied on top (its files are part of the key). */
+  adapter?: string;
+  /** Everything else that changes the vectors (dtype, max length, pooling overrides). */
+  settings?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The embedding cache's model key of a model folder: the sha256 of each of its files (and of the
+ * adapter's), plus the settings. The same bytes anywhere give the same key; any changed byte, a
+ * new key.
+ */
+export function modelContentKey(folder: string, options: ModelContentKeyOptions = {}): string {
+  const digestsOf = (dir: string) => {
+    const files = modelFiles(dir);
+    if (files.length === 0) throw new Error(`modelContentKey: ${dir} holds no files`);
+    const hashes = fileContentHashes(files, options);
+    return Object.fromEntries(files.map((file, i) => [relative(dir, file).split('\\').join('/'), hashes[i]!]));
+  };
+  return JSON.stringify({
+    format: 'embtune-model-content/1',
+    model: digestsOf(folder),
+    adapter: options.adapter ? digestsOf(options.adapter) : null,
+    settings: options.settings ?? {},
+  });
 }

@@ -18,8 +18,11 @@
  *   accuracy, precision, recall, ndcg, mrr, map and each k list in the order given (a repeated k
  *   counts once); primary metric `{name}_{fn}_ndcg@{max ndcg k}`.
  *
+ * `evaluateRankings` computes the same metrics from rankings made elsewhere (BM25, fusion);
+ * `rankDense` is the dense ranking alone, ties at its cut kept (MTEB breaks them the other way).
+ *
  * Not here: encoding texts (the caller embeds queries with the query prompt and documents without,
- * as `encode_query` / `encode_document` would), CSV files, MTEB's graded-relevance variant (§10.2).
+ * as `encode_query` / `encode_document` would), CSV files, MTEB's graded-relevance variant (./mteb.ts).
  */
 import { comparePythonStrings } from '../formats/python_json.js';
 import { F, fromTypedArray, tidy } from '../torch/index.js';
@@ -94,41 +97,80 @@ interface MetricPlan {
 
 /** Evaluates retrieval of `queries` against `corpus` as the evaluator would. */
 export function evaluateRetrieval(input: IrEvaluationInput, options: IrEvaluatorOptions = {}): IrEvaluation {
-  const { queries, corpus, dim } = input;
-  checkEmbeddings('queries', queries, dim);
-  checkEmbeddings('corpus', corpus, dim);
   const relevant = relevantSets(input.relevantDocs);
   const plan = metricPlan(options);
   const maxK = Math.max(...plan.map((p) => p.k));
-  const evaluatedRows = queries.ids.flatMap((id, row) => ((relevant.get(id)?.size ?? 0) > 0 ? [row] : []));
-  if (evaluatedRows.length === 0) throw new Error('retrieval evaluation: no query has a relevant document, so there is nothing to evaluate');
+  const evaluated = input.queries.ids.filter((id) => (relevant.get(id)?.size ?? 0) > 0);
+  if (evaluated.length === 0) throw new Error('retrieval evaluation: no query has a relevant document, so there is nothing to evaluate');
+  const rankings = rankDense(input, maxK, { ...options, queryIds: evaluated });
+  const result = evaluateRankings(rankings, relevant, options);
+  for (const [qid, hits] of rankings) rankings.set(qid, hits.slice(0, maxK));
+  return { ...result, rankings };
+}
 
-  const ranks = corpusIdRanks(corpus.ids);
-  const topHits = rankCorpus(queries, corpus, dim, evaluatedRows, maxK, ranks, options);
+/** The averaged and per-query metrics, without the rankings they came from. */
+export type RankingEvaluation = Omit<IrEvaluation, 'rankings'>;
 
+/**
+ * The evaluator's metrics of rankings made elsewhere (BM25, fusion, a dense search): each query's
+ * hits are put in the v6 order (score descending, then corpus id ascending) and the first k
+ * used. Queries without a relevant document are dropped, as by the evaluator; the others are
+ * taken in the rankings' order.
+ */
+export function evaluateRankings(rankings: ReadonlyMap<string, readonly RetrievalHit[]>, relevantDocs: RelevantDocs, options: IrEvaluatorOptions = {}): RankingEvaluation {
+  const relevant = relevantSets(relevantDocs);
+  const plan = metricPlan(options);
+  const order = [...rankings.keys()].filter((qid) => (relevant.get(qid)?.size ?? 0) > 0);
+  if (order.length === 0) throw new Error('retrieval evaluation: no ranked query has a relevant document, so there is nothing to evaluate');
   const perQuery = new Map<string, Record<string, number>>();
-  const rankings = new Map<string, RetrievalHit[]>();
   const sums = new Array<number>(plan.length).fill(0);
-  evaluatedRows.forEach((row, i) => {
-    const qid = queries.ids[row]!;
-    const hits = topHits[i]!;
-    rankings.set(
-      qid,
-      hits.map((c) => ({ corpusId: corpus.ids[c.index]!, score: c.score })),
-    );
-    const values = queryMetrics(hits.map((c) => corpus.ids[c.index]!), relevant.get(qid)!, plan);
+  for (const qid of order) {
+    const ranked = [...rankings.get(qid)!].sort(hitOrder).map((h) => h.corpusId);
+    const values = queryMetrics(ranked, relevant.get(qid)!, plan);
     values.forEach((v, j) => (sums[j]! += v));
     perQuery.set(qid, Object.fromEntries(plan.map((p, j) => [p.key, values[j]!])));
-  });
-  const metrics = Object.fromEntries(plan.map((p, j) => [p.key, sums[j]! / evaluatedRows.length]));
+  }
+  const metrics = Object.fromEntries(plan.map((p, j) => [p.key, sums[j]! / order.length]));
   const ndcgKs = plan.filter((p) => p.metric === 'ndcg').map((p) => p.k);
-  return {
-    metrics,
-    primaryMetric: metricKey(options, 'ndcg', Math.max(...ndcgKs)),
-    perQuery,
-    rankings,
-    queriesEvaluated: evaluatedRows.map((row) => queries.ids[row]!),
-  };
+  return { metrics, primaryMetric: metricKey(options, 'ndcg', Math.max(...ndcgKs)), perQuery, queriesEvaluated: order };
+}
+
+/** The largest k of the options' lists (how deep a ranking must go for every metric). */
+export function maxKOf(options: IrEvaluatorOptions = {}): number {
+  return Math.max(...metricPlan(options).map((p) => p.k));
+}
+
+/** The v6 order of hits: score descending, then corpus id ascending (Python string order). */
+export function hitOrder(a: RetrievalHit, b: RetrievalHit): number {
+  return a.score !== b.score ? b.score - a.score : comparePythonStrings(a.corpusId, b.corpusId);
+}
+
+export interface DenseRankOptions extends Pick<IrEvaluatorOptions, 'similarity' | 'queryBlock'> {
+  /** Rank only these queries (default: all), in this order. */
+  queryIds?: readonly string[];
+}
+
+/**
+ * Each query's `depth` best documents by cosine (or dot) score, in the v6 order — and, when
+ * documents tie with the depth-th score, every one of them (so the list may be longer than
+ * `depth`): a caller that breaks ties another way (MTEB: id descending) still finds its top
+ * `depth` in the list. Scores are float32, from one matrix product per block of queries.
+ */
+export function rankDense(input: IrEvaluationInput, depth: number, options: DenseRankOptions = {}): Map<string, RetrievalHit[]> {
+  const { queries, corpus, dim } = input;
+  checkEmbeddings('queries', queries, dim);
+  checkEmbeddings('corpus', corpus, dim);
+  if (!Number.isInteger(depth) || depth < 1) throw new Error(`retrieval evaluation: depth must be an integer ≥ 1, got ${depth}`);
+  const rowOf = new Map(queries.ids.map((id, row) => [id, row]));
+  const wanted = options.queryIds ?? queries.ids;
+  const rows = wanted.map((qid) => {
+    const row = rowOf.get(qid);
+    if (row === undefined) throw new Error(`retrieval evaluation: query ${JSON.stringify(qid)} has no embedding`);
+    return row;
+  });
+  const ranks = corpusIdRanks(corpus.ids);
+  const top = rankCorpus(queries, corpus, dim, rows, depth, ranks, options);
+  return new Map(rows.map((row, i) => [queries.ids[row]!, top[i]!.map((c) => ({ corpusId: corpus.ids[c.index]!, score: c.score }))]));
 }
 
 // ------------------------------------------------------------------ configuration
@@ -208,9 +250,11 @@ function byScoreThenId(ranks: Int32Array): (a: Candidate, b: Candidate) => numbe
 }
 
 /**
- * The top `maxK` corpus rows of each evaluated query in the v6 order. The engine's topk picks the
- * candidates; a row where more documents than k reach the k-th score is re-selected here from the
- * full score row, so which tied documents make the cut never depends on topk's internals.
+ * The top `maxK` corpus rows of each query in the v6 order, plus every further row tied with the
+ * k-th score. The engine's topk picks the candidates; a row where more documents than k reach the
+ * k-th score is re-selected here from the full score row, so which tied documents make the cut
+ * never depends on topk's internals (the v6 cut then keeps the smallest ids: `slice(0, k)` of
+ * the list).
  */
 function rankCorpus(
   queries: EmbeddedItems,
@@ -219,7 +263,7 @@ function rankCorpus(
   rows: number[],
   maxK: number,
   ranks: Int32Array,
-  options: IrEvaluatorOptions,
+  options: DenseRankOptions,
 ): Candidate[][] {
   const nCorpus = corpus.ids.length;
   const k = Math.min(maxK, nCorpus);
@@ -247,7 +291,7 @@ function rankCorpus(
         blockRows.forEach((_, i) => {
           let hits: Candidate[];
           if (Number(reaching[i]) > k) {
-            hits = reselectAtTies(scores.select(0, i).toTypedArray<'float32'>(), topValues[i * k + k - 1]!, k, order);
+            hits = reselectAtTies(scores.select(0, i).toTypedArray<'float32'>(), topValues[i * k + k - 1]!, order);
           } else {
             hits = Array.from({ length: k }, (_, j) => ({ index: Number(topIndices[i * k + j]), score: topValues[i * k + j]! }));
           }
@@ -259,13 +303,13 @@ function rankCorpus(
   return results;
 }
 
-/** Every document above the cut, then the tied ones with the smallest ids, k in all. */
-function reselectAtTies(row: Float32Array, cut: number, k: number, order: (a: Candidate, b: Candidate) => number): Candidate[] {
+/** Every document reaching the cut (those above it, and all tied with it), in the v6 order. */
+function reselectAtTies(row: Float32Array, cut: number, order: (a: Candidate, b: Candidate) => number): Candidate[] {
   const candidates: Candidate[] = [];
   row.forEach((score, index) => {
     if (score >= cut) candidates.push({ index, score });
   });
-  return candidates.sort(order).slice(0, k);
+  return candidates.sort(order);
 }
 
 // ------------------------------------------------------------------ metrics of one query
@@ -309,4 +353,16 @@ function discountedGain(relevance: readonly boolean[]): number {
     dcg += (rel ? 1 : 0) / Math.log2(i + 2);
   });
   return dcg;
+}
+
+/**
+ * The first `depth` hits of a list already in the v6 order, and every further hit tied with the
+ * depth-th score (see `rankDense`: a caller may break those ties another way).
+ */
+export function topWithTies(sorted: readonly RetrievalHit[], depth: number): RetrievalHit[] {
+  if (sorted.length <= depth) return [...sorted];
+  const cut = sorted[depth - 1]!.score;
+  let end = depth;
+  while (end < sorted.length && sorted[end]!.score === cut) end++;
+  return sorted.slice(0, end);
 }
