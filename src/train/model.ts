@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { F, Tensor, arange, dispose, enableGrad, isGradEnabled, keep, noGrad, tidy } from '../torch/index.js';
 import { Embedder } from '../embed/embedder.js';
 import { LoraAdapter } from '../models/lora/index.js';
-import { saveModelFolder } from '../models/lora/merge.js';
+import { saveModelFolder } from '../merge/export.js';
 import { Qwen3Model, causalPaddingMask, decoderLayer, headDim, rotaryCosSin, scoped } from '../models/qwen3.js';
 import { lastTokenPositions, pool } from '../models/pooling.js';
 import { gatherPositions } from '../models/forward.js';

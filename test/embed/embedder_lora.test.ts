@@ -10,7 +10,8 @@ import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { Embedder } from '../../src/embed/embedder.js';
 import { Reranker } from '../../src/embed/reranker.js';
-import { LoraAdapter, mergeAdapterFolder } from '../../src/models/lora/index.js';
+import { LoraAdapter } from '../../src/models/lora/index.js';
+import { mergeAdapterFolder } from '../../src/merge/index.js';
 import { assertClose, FIXTURES } from '../helpers.js';
 
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');

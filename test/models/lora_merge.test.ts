@@ -1,6 +1,6 @@
-// Merging (REFERENCE §7; fixtures/README.md §9): W' = W + (α/r)·B·A in float32, cast to the base
-// dtype; the exported folder reproduces PEFT's merge_and_unload (tensors, names, config) and the
-// merged-model goldens, and the merged model computes what the unmerged adapter computes.
+// Merging into the weights (REFERENCE §7; fixtures/README.md §9): W' = W + (α/r)·B·A in float32,
+// cast to the base dtype, and the merged model computes what the unmerged adapter computes. The
+// exported folder itself is tested in test/merge/export.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,8 +12,8 @@ import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { Qwen3Model } from '../../src/models/qwen3.js';
 import { BertModel } from '../../src/models/bert.js';
 import { meanPool } from '../../src/models/pooling.js';
-import { LoraAdapter, mergeAdapter, mergeAdapterFolder, saveModelFolder } from '../../src/models/lora/index.js';
-import { Embedder } from '../../src/embed/embedder.js';
+import { LoraAdapter, mergeAdapter } from '../../src/models/lora/index.js';
+import { saveModelFolder } from '../../src/merge/index.js';
 import { assertClose, FIXTURES } from '../helpers.js';
 
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
@@ -55,46 +55,6 @@ test("merging the fixture adapter reproduces PEFT's merged weights (14 changed, 
     model.dispose();
     torch.dispose([...expected.values()]);
   }
-});
-
-test("the exported merged folder is PEFT's merge_and_unload: same names, dtype and config, and it gives the merged goldens", async () => {
-  await withTemp(async (dir) => {
-    const out = join(dir, 'merged');
-    mergeAdapterFolder(QWEN, ADAPTER, out);
-    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    assert.deepEqual(config, JSON.parse(readFileSync(join(MERGED, 'config.json'), 'utf8')), 'the base config with torch_dtype float32');
-    assert.match(readFileSync(join(out, 'config.json'), 'utf8'), /"rms_norm_eps": 1e-06,\n  "rope_scaling": null,\n  "rope_theta": 1000000\.0,/, 'numbers as transformers writes them');
-    for (const file of ['tokenizer_config.json', 'tokenizer.json.gz', 'vocab.json', 'merges.txt']) assert.ok(existsSync(join(out, file)), `${file} copied`);
-    const got = loadSafetensors(join(out, 'model.safetensors'));
-    const want = loadSafetensors(join(MERGED, 'model.safetensors'));
-    try {
-      assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), 'flat names, as the base checkpoint');
-      for (const [name, t] of want) {
-        assert.equal(got.get(name)!.dtype, 'float32', name);
-        assertClose(got.get(name)!, t, { atol: 1e-6 }, name);
-      }
-    } finally {
-      torch.dispose([...got.values(), ...want.values()]);
-    }
-    const goldens = JSON.parse(readFileSync(join(FIXTURES, 'goldens/qwen3_goldens.json'), 'utf8')).embed_batch as { kind: 'query' | 'document'; raw: string }[];
-    const embedder = await Embedder.load(out);
-    try {
-      for (const side of ['left', 'right'] as const) {
-        const golden = loadSafetensors(join(FIXTURES, `goldens/embed_merged_${side}.safetensors`));
-        try {
-          const expected = golden.get('pooled_normalized')!.tolist() as number[][];
-          goldens.forEach((item, i) => {
-            const [v] = embedder.embed([item.raw], { kind: item.kind, paddingSide: side });
-            assertClose(Array.from(v!), expected[i]!, { atol: 1e-5 }, `${side} ${i}`);
-          });
-        } finally {
-          torch.dispose([...golden.values()]);
-        }
-      }
-    } finally {
-      embedder.dispose();
-    }
-  });
 });
 
 test('merging into a bfloat16 base rounds W + delta (computed in float32) to bfloat16, and the export keeps bfloat16', async () => {

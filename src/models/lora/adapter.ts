@@ -28,7 +28,7 @@
  *   const params = adapter.namedParameters();   // PEFT names → trainable tensors, for AdamW
  *   const e = enableGrad(() => embedder.encodeTokens(ids, mask));
  *   adapter.save(checkpointDir, { baseModelNameOrPath });   // adapter.loadWeights(dir) to resume
- *   mergeAdapter(embedder.encoder, adapter); saveModelFolder(embedder.encoder, baseFolder, out);  // merge.ts
+ *   mergeAdapter(embedder.encoder, adapter); saveModelFolder(embedder.encoder, baseFolder, out);  // merge.ts, src/merge/export.ts
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';

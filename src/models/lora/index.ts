@@ -1,7 +1,7 @@
 /**
  * LoRA adapters with PEFT's semantics and file format (REFERENCE §7): create, load, save, attach
  * to a Qwen3 or BERT model (`model.attachAdapter`), train (A and B are the trainable leaves),
- * merge and export.
+ * merge into the weights (exporting the merged folder is src/merge's).
  */
 export { LoraAdapter, adapterDtypeFor, kaimingUniformBound, type CreateAdapterOptions, type LoraLayer } from './adapter.js';
 export {
@@ -18,5 +18,5 @@ export {
   type LoraConfig,
 } from './config.js';
 export { defaultNaming, parsePeftTensorName, peftTensorName, type LoraMatrix, type PeftNaming } from './naming.js';
-export { mergeAdapter, mergeAdapterFolder, saveModelFolder, type SaveModelOptions } from './merge.js';
+export { mergeAdapter } from './merge.js';
 export { dumpsPython, pyFloat, pythonFloatRepr } from '../../formats/python_json.js';
