@@ -41,6 +41,7 @@ const at::Tensor& Resolve(Napi::Value v, const std::string& where) {
   double id = v.As<Napi::Number>().DoubleValue();
   const at::Tensor* t = tensor_table::Find(id);
   if (t != nullptr) return *t;
+  if (tensor_table::IsForeign(id)) throw std::invalid_argument(where + ": the tensor belongs to another thread (JS environment); tensors cannot cross worker threads, send its data (toTypedArray) instead");
   if (tensor_table::LooksLikeHandle(id)) throw std::invalid_argument(where + ": the tensor was disposed (use keep() or return it from tidy() to keep it)");
   throw std::invalid_argument(where + " must be a Tensor");
 }
@@ -175,6 +176,7 @@ std::string DescribeTensor(Napi::Value v) {
   double id = v.As<Napi::Number>().DoubleValue();
   const at::Tensor* t = tensor_table::Find(id);
   if (t == nullptr) {
+    if (tensor_table::IsForeign(id)) return "Tensor(of another thread)";
     if (tensor_table::LooksLikeHandle(id)) return "Tensor(disposed)";
     std::ostringstream os;
     os << id;
@@ -395,6 +397,7 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
 }  // namespace embtune
 
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  embtune::tensor_table::InitEnvironment(env);  // one table per JS environment (main thread, each worker)
   embtune::InstallCachingCpuAllocator();
   embtune::RegisterRuntime(env, exports);
   embtune::RegisterOps(env, exports);

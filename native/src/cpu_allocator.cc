@@ -233,10 +233,13 @@ size_t CacheLimitFromEnv() {
 bool InstallCachingCpuAllocator() {
   const char* mode = std::getenv("EMBTUNE_ALLOCATOR");
   if (mode != nullptr && std::string(mode) == "malloc") return false;
-  if (g_allocator == nullptr) {
+  // Every JS environment (the main thread, each worker thread) initialises the addon, possibly at
+  // the same time: install once. The allocator itself serialises its state under its mutex.
+  static std::once_flag installed;
+  std::call_once(installed, [] {
     g_allocator = new CachingCpuAllocator(CacheLimitFromEnv());  // lives as long as the process: tensors may outlive any owner
     c10::SetCPUAllocator(g_allocator, /*priority=*/1);
-  }
+  });
   return c10::GetCPUAllocator() == g_allocator;
 }
 
