@@ -51,9 +51,16 @@ export interface TrainConfig {
   splitDatasetRatio: number;
   seed: number;
   dataSeed: number;
+  /** Longest token sequence, template included; absent: the model's `max_position_embeddings` (ms-swift's `max_length`). */
   maxLength?: number;
-  truncationStrategy: TruncationStrategy;
+  /** What a longer text does; absent: see `truncationStrategyOf`. */
+  truncationStrategy?: TruncationStrategy;
   gradientCheckpointing: boolean;
+  /**
+   * Gradient caching (GradCache; sentence-transformers' CachedMultipleNegativesRankingLoss
+   * `mini_batch_size`): texts per forward chunk; absent: the whole micro-batch in one forward.
+   */
+  gradientCacheChunkSize?: number;
 
   temperature?: number;
   useBatch?: boolean;
@@ -107,7 +114,6 @@ export const DEFAULTS: Omit<TrainConfig, 'model' | 'dataset'> = {
   splitDatasetRatio: 0,
   seed: 42,
   dataSeed: 42,
-  truncationStrategy: 'delete',
   gradientCheckpointing: false,
   mrlDims: [],
   saveSteps: 500,
@@ -131,6 +137,16 @@ export function learningRateOf(c: TrainConfig): number {
 /** swift: gradient_accumulation_steps = max(1, ceil(16 / per_device_train_batch_size)) unless given. */
 export function accumulationStepsOf(c: TrainConfig): number {
   return c.gradientAccumulationSteps ?? Math.max(1, Math.ceil(16 / c.perDeviceTrainBatchSize));
+}
+
+/**
+ * The truncation strategy of a run. Given: that one. Absent: ms-swift's 'delete' when `--max-length`
+ * is given (REFERENCE §3.1: the row is skipped); 'right' when the limit is the model's own
+ * (`max_position_embeddings`), which no text can exceed — cutting such a text is what
+ * sentence-transformers does, where deleting would silently drop every long document.
+ */
+export function truncationStrategyOf(c: Pick<TrainConfig, 'maxLength' | 'truncationStrategy'>): TruncationStrategy {
+  return c.truncationStrategy ?? (c.maxLength !== undefined ? 'delete' : 'right');
 }
 
 /** swift: eval_steps follows save_steps unless given. */
@@ -201,6 +217,7 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
   maxLength: 'integer',
   truncationStrategy: 'string',
   gradientCheckpointing: 'boolean',
+  gradientCacheChunkSize: 'integer',
   temperature: 'number',
   useBatch: 'boolean',
   hardNegatives: 'integer',
@@ -299,6 +316,7 @@ function validate(c: TrainConfig): void {
   for (const key of positive) if (!((c[key] as number) >= 1)) throw new ConfigError(`${key} must be ≥ 1, got ${String(c[key])}`);
   if (c.gradientAccumulationSteps !== undefined && c.gradientAccumulationSteps < 1) throw new ConfigError(`gradientAccumulationSteps must be ≥ 1`);
   if (c.evalSteps !== undefined && c.evalSteps < 1) throw new ConfigError(`evalSteps must be ≥ 1`);
+  if (c.gradientCacheChunkSize !== undefined && c.gradientCacheChunkSize < 1) throw new ConfigError(`gradientCacheChunkSize must be ≥ 1 (texts per forward chunk), got ${c.gradientCacheChunkSize}`);
   if (!(c.splitDatasetRatio >= 0 && c.splitDatasetRatio < 1)) throw new ConfigError(`splitDatasetRatio must be in [0, 1), got ${c.splitDatasetRatio}`);
   if (!(c.loraDropout >= 0 && c.loraDropout < 1)) throw new ConfigError(`loraDropout must be in [0, 1), got ${c.loraDropout}`);
   if (!(c.warmupRatio >= 0 && c.warmupRatio <= 1)) throw new ConfigError(`warmupRatio must be in [0, 1], got ${c.warmupRatio}`);
@@ -306,4 +324,5 @@ function validate(c: TrainConfig): void {
   if (c.temperature !== undefined && !(c.temperature > 0)) throw new ConfigError(`temperature must be > 0, got ${c.temperature}`);
   if (c.numTrainEpochs <= 0 && c.maxSteps <= 0) throw new ConfigError('numTrainEpochs must be > 0 (or give maxSteps)');
   if (c.learningRate !== undefined && !(c.learningRate >= 0)) throw new ConfigError(`learningRate must be ≥ 0`);
+  if (c.maxLength !== undefined && c.maxLength < 2) throw new ConfigError(`maxLength must be ≥ 2 (room for a token and the template's end token), got ${c.maxLength}`);
 }

@@ -23,7 +23,8 @@ import { gatherPositions } from '../models/forward.js';
 import { getRngState, manualSeed, setRngState } from '../torch/creation.js';
 import { SafetensorsCheckpoint } from '../formats/checkpoint.js';
 import type { TokenIds } from '../tokenizers/index.js';
-import type { TrainConfig } from './config.js';
+import { truncationStrategyOf, type TrainConfig } from './config.js';
+import type { Encoder } from '../models/registry.js';
 import type { TrainableModel } from './trainer.js';
 
 export interface LoadedTrainable {
@@ -75,13 +76,31 @@ export async function loadTrainableModel(folder: string, config: TrainConfig, sa
     trainable,
     embedder,
     adapter,
-    description: `${embedder.info.family} (${baseDtype}), ${what}: ${count.toLocaleString('en-US')} trainable parameters`,
+    description: `${embedder.info.family} (${baseDtype}), ${what}: ${count.toLocaleString('en-US')} trainable parameters, ${maxLengthNote(config, trainable.maxPositions)}`,
     dispose() {
       trainable.dispose();
       embedder.dispose();
       adapter?.dispose();
     },
   };
+}
+
+/**
+ * The model's position limit, ms-swift's `max_length` default (its `max_model_len`): config.json
+ * `max_position_embeddings` (BERT's position table; Qwen3's trained context, 32768 for
+ * Qwen3-Embedding-0.6B). Undefined when the config does not say.
+ */
+export function maxPositionsOf(encoder: Encoder): number | undefined {
+  const n = (encoder as { config?: { max_position_embeddings?: unknown } }).config?.max_position_embeddings;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** The run summary's words for the max length in force. */
+function maxLengthNote(config: TrainConfig, positions: number | undefined): string {
+  const strategy = truncationStrategyOf(config);
+  if (config.maxLength !== undefined) return `max length ${config.maxLength} (--max-length; longer texts: ${strategy})`;
+  if (positions === undefined) return 'no max length (the model gives no max_position_embeddings; set --max-length)';
+  return `max length ${positions} (the model's max_position_embeddings; longer texts: ${strategy})`;
 }
 
 class EmbedderTrainable implements TrainableModel {
@@ -102,6 +121,16 @@ class EmbedderTrainable implements TrainableModel {
 
   get padTokenId(): number {
     return this.embedder.tokenizer.padTokenId;
+  }
+
+  get maxPositions(): number | undefined {
+    return maxPositionsOf(this.embedder.encoder);
+  }
+
+  /** The tokenizer's template; Qwen3's `<|endoftext|>` counts as a suffix token even where `tokenize` appends it itself. */
+  get templateTokens(): { prefix: number; suffix: number } {
+    const t = this.embedder.tokenizer.template;
+    return { prefix: t.prefix.length, suffix: Math.max(t.suffix.length, this.embedder.info.family === 'qwen3' ? 1 : 0) };
   }
 
   tokenize(texts: string[]): TokenIds[] {

@@ -15,16 +15,21 @@ import { AdamW, F, LambdaLR, clipGradNorm, enableGrad, manualSeed, noGrad, tidy,
 import type { TokenIds } from '../tokenizers/index.js';
 import { padBatch } from '../embed/embedder.js';
 import { defaultRng } from '../data/numpy_random.js';
-import { accumulationStepsOf, evalStepsOf, learningRateOf, type TrainConfig } from './config.js';
+import { accumulationStepsOf, evalStepsOf, learningRateOf, truncationStrategyOf, type TrainConfig } from './config.js';
 import type { TrainExample } from './examples.js';
 import { pruneCheckpoints, readTrainerState, restoreOptimizer, saveCheckpoint, type LogRecord, type TrainerState } from './checkpoint.js';
 import { scheduleMultiplier } from './schedule.js';
+import { gradCacheForwardBackward } from './grad_cache.js';
 
 /** What the trainer needs from a model (LoRA-wrapped or fully trainable). */
 export interface TrainableModel {
   readonly padTokenId: number;
   /** Token ids with the model's template (ms-swift qwen3_emb: text + <|endoftext|>), untruncated. */
   tokenize(texts: string[]): TokenIds[];
+  /** The model's own sequence limit (config.json `max_position_embeddings`): --max-length's default. Absent: none. */
+  readonly maxPositions?: number;
+  /** Template tokens before and after each text (BERT `[CLS]`/`[SEP]`, Qwen3 `<|endoftext|>`), kept when a text is cut. Default: none before, one after. */
+  readonly templateTokens?: { prefix: number; suffix: number };
   /** Pooled last hidden states [B, H] in float32, not normalised, differentiable. */
   encode(inputIds: Tensor, attentionMask: Tensor): Tensor;
   /** Trainable parameters by the names they are saved under. */
@@ -196,6 +201,10 @@ export class Trainer {
     return tidy(() => {
       const flat = rows.flatMap((r) => r.ids);
       const groupSizes = rows.map((r) => r.ids.length - 1);
+      const chunk = this.config.gradientCacheChunkSize;
+      if (chunk !== undefined && chunk < flat.length) {
+        return gradCacheForwardBackward(this.model, flat, chunk, (embeddings) => this.lossOf(embeddings, groupSizes).div(window));
+      }
       const loss = enableGrad(() => {
         const { inputIds, attentionMask } = padRight(flat, this.model.padTokenId);
         const pooled = this.model.encode(inputIds, attentionMask);
@@ -296,13 +305,21 @@ export class Trainer {
     return order.slice(micro * bs, (micro + 1) * bs).map((i) => this.train[i]!);
   }
 
+  /** The run's max length: --max-length, else the model's `max_position_embeddings` (ms-swift's `max_length` default). */
+  get maxLength(): number | undefined {
+    return this.config.maxLength ?? this.model.maxPositions;
+  }
+
   /**
-   * Token ids of every example. A text longer than --max-length either drops its row (ms-swift's
-   * default truncation_strategy 'delete') or is cut at the end keeping its final token ('right':
-   * the `<|endoftext|>` / `[SEP]` the pooling relies on).
+   * Token ids of every example. A text longer than the max length either drops its row
+   * ('delete', ms-swift's) or is cut keeping the template's tokens: 'right' keeps the start of
+   * the text, 'left' its end (ms-swift's truncation_strategy; the `[CLS]` / `[SEP]` /
+   * `<|endoftext|>` the pooling reads stay in place). See `truncationStrategyOf` for the default.
    */
   private tokenizeAll(examples: TrainExample[], what: string): { rows: TokenizedExample[]; kept: TrainExample[] } {
-    const max = this.config.maxLength;
+    const max = this.maxLength;
+    const strategy = truncationStrategyOf(this.config);
+    const template = this.model.templateTokens ?? { prefix: 0, suffix: 1 };
     const rows: TokenizedExample[] = [];
     const kept: TrainExample[] = [];
     let dropped = 0;
@@ -310,19 +327,20 @@ export class Trainer {
     for (const e of examples) {
       let ids = this.model.tokenize([e.query, e.positive, ...e.negatives]);
       if (max !== undefined && ids.some((r) => r.length > max)) {
-        if (this.config.truncationStrategy === 'delete') {
+        if (strategy === 'delete') {
           dropped++;
           continue;
         }
         cut++;
-        ids = ids.map((r) => (r.length > max ? [...r.slice(0, max - 1), r[r.length - 1]!] : r));
+        ids = ids.map((r) => (r.length > max ? truncateIds(r, max, strategy, template) : r));
       }
       rows.push({ ids });
       kept.push(e);
     }
-    if (dropped > 0) this.events.onMessage?.(`${dropped.toLocaleString('en-US')} ${what} rows have a text longer than --max-length ${max} tokens and were left out (--truncation-strategy delete; 'right' cuts them instead)`);
-    if (cut > 0) this.events.onMessage?.(`${cut.toLocaleString('en-US')} ${what} rows had a text cut to --max-length ${max} tokens`);
-    if (rows.length === 0 && examples.length > 0) throw new Error(`every ${what} row has a text longer than --max-length ${max}`);
+    const limit = this.config.maxLength !== undefined ? `--max-length ${max} tokens` : `the model's ${max} positions (max_position_embeddings)`;
+    if (dropped > 0) this.events.onMessage?.(`${dropped.toLocaleString('en-US')} ${what} rows have a text longer than ${limit} and were left out (--truncation-strategy delete; 'right' or 'left' cuts them instead)`);
+    if (cut > 0) this.events.onMessage?.(`${cut.toLocaleString('en-US')} ${what} rows had a text cut to ${limit} (--truncation-strategy ${strategy})`);
+    if (rows.length === 0 && examples.length > 0) throw new Error(`every ${what} row has a text longer than ${limit}; raise --max-length or use --truncation-strategy right`);
     return { rows, kept };
   }
 
@@ -341,6 +359,19 @@ export function mixSeed(seed: number, a: number, b: number): number {
     h ^= h >>> 16;
   }
   return h >>> 0;
+}
+
+/**
+ * `ids` cut to `max` tokens, the template's `prefix` and `suffix` tokens kept: 'right' keeps the
+ * first tokens of the text, 'left' the last (HF's truncation_side).
+ */
+export function truncateIds(ids: TokenIds, max: number, side: 'right' | 'left', template: { prefix: number; suffix: number }): TokenIds {
+  if (ids.length <= max) return ids;
+  const { prefix, suffix } = template;
+  const room = max - prefix - suffix;
+  if (room < 1) throw new Error(`max length ${max} leaves no room for text between the template's ${prefix + suffix} special tokens`);
+  const body = side === 'right' ? ids.slice(prefix, prefix + room) : ids.slice(ids.length - suffix - room, ids.length - suffix);
+  return [...ids.slice(0, prefix), ...body, ...ids.slice(ids.length - suffix)];
 }
 
 /** Right padding (ms-swift pads right while training, REFERENCE §3.2). */
