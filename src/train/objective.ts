@@ -5,7 +5,7 @@
  * held-out queries against the held-out documents (sentence-transformers' evaluator, §10).
  */
 import { fromTypedArray, noGrad, tidy, type Tensor } from '../torch/index.js';
-import type { TrainConfig } from './config.js';
+import { ConfigError, type TrainConfig } from './config.js';
 import type { TrainExample } from './examples.js';
 import { SeededRandom } from './groups.js';
 import { infonceLoss, infonceOptionsFromEnv, type InfonceOptions } from './loss.js';
@@ -49,6 +49,22 @@ export function infonceObjective(c: TrainConfig, env: NodeJS.ProcessEnv): Object
       return { ...swift, ...retrievalMetrics(vectors, groupSizes, examples, c.evalK) };
     },
   };
+}
+
+/**
+ * Pairs without hard negatives ({query, response}: weak pairs, QA pairs before mining) learn from
+ * the other rows of their micro-batch only (REFERENCE §3.3, in-batch negatives). With one row per
+ * micro-batch, or with in-batch negatives off, such a row's softmax has a single candidate: the
+ * loss is 0 and nothing is learned — an error rather than a silent no-op run.
+ */
+export function checkNegativesAvailable(examples: readonly TrainExample[], batchSize: number, useBatch: boolean): void {
+  if (examples.length === 0 || examples.some((e) => e.negatives.length > 0)) return;
+  const why = !useBatch ? 'in-batch negatives are off (--use-batch false)' : batchSize < 2 ? `--per-device-train-batch-size is ${batchSize}` : undefined;
+  if (!why) return;
+  throw new ConfigError(
+    `every training row is a (query, response) pair without hard negatives, so its only negatives are the other rows of its micro-batch, and ${why}: ` +
+      'the loss would be 0 and nothing learned. Use in-batch negatives with a larger --per-device-train-batch-size (weak pairs: 64–256, with --gradient-cache-chunk-size to bound the memory), or mine hard negatives first (embtune mine).',
+  );
 }
 
 /**

@@ -9,7 +9,7 @@ import { accumulationStepsOf, evalStepsOf, learningRateOf, resolveConfig, type T
 import { loadTrainExamples, splitExamples } from './dataset.js';
 import type { OnError } from './dataset.js';
 import { loadTrainableModel } from './model.js';
-import { infonceObjective } from './objective.js';
+import { checkNegativesAvailable, infonceObjective } from './objective.js';
 import { writeTrainingReport } from './run_report.js';
 import { Trainer, type TrainEvents, type TrainResult, type TrainableModel } from './trainer.js';
 import type { TrainExample } from './examples.js';
@@ -71,7 +71,9 @@ async function runWithModel(
     writeFileSync(join(runDir, 'args.json'), JSON.stringify(args, null, 2));
   }
   const logFile = join(runDir, 'logging.jsonl');
-  const trainer = new Trainer(config, trainable, infonceObjective(config, options.env ?? process.env), rows, evalSet, runDir, {
+  const objective = infonceObjective(config, options.env ?? process.env);
+  checkNegativesAvailable(rows, config.perDeviceTrainBatchSize, objective.options.useBatch);
+  const trainer = new Trainer(config, trainable, objective, rows, evalSet, runDir, {
     ...options,
     onLog: (record) => {
       appendFileSync(logFile, `${JSON.stringify(record)}\n`);
