@@ -11,6 +11,7 @@ import { registerTrain } from './train.js';
 import { registerPairs } from './pairs.js';
 import { registerMerge } from './merge.js';
 import { registerPipeline } from './pipeline.js';
+import { registerPipeline } from './pipeline.js';
 import { registerIndex } from './index.js';
 import { registerSearch } from './search.js';
 
@@ -43,6 +44,7 @@ registerConvert(program);
 registerPairs(program);
 registerTrain(program);
 registerMerge(program);
+registerPipeline(program);
 registerPipeline(program);
 registerIndex(program);
 registerSearch(program);
