@@ -51,7 +51,7 @@ export function registerIndex(program: Command): void {
           db: flags.db,
           docs,
           embedder,
-          identity: identityOf(embedder, flags.model, { adapter: flags.adapter }),
+          identity: identityOf(embedder, flags.model, { adapter: flags.adapter, memoFolder: flags.db }),
           metadataFields: flags.metadataFields,
           ftsTokenizer: flags.ftsTokenizer,
           prune: flags.prune,

@@ -8,10 +8,15 @@
  * Documents are embedded as documents (no instruction, REFERENCE §5.1); queries get the query
  * instruction at search time (search.ts).
  */
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
+import { modelContentKey } from '../embed/cache.js';
 import type { Embedder } from '../embed/embedder.js';
 import type { RagDocument } from './documents.js';
 import { RagStore, RECORD_FORMAT, inferMetadataColumns, type FullTextTokenizer, type IndexIdentity, type IndexRecord } from './store.js';
+
+/** What the indexer needs of an embedder. */
+export type DocumentEncoder = Pick<Embedder, 'embed'>;
 
 export interface IndexProgress {
   /** Documents embedded and written so far in this run. */
@@ -25,7 +30,8 @@ export interface IndexDocumentsOptions {
   /** The index folder (created if missing). */
   db: string;
   docs: readonly RagDocument[];
-  embedder: Embedder;
+  /** Embeds the documents (an Embedder, or anything with its `embed`). */
+  embedder: DocumentEncoder;
   identity: IndexIdentity;
   /** Metadata fields stored as columns (the documents carry their values). */
   metadataFields?: readonly string[];
@@ -53,14 +59,30 @@ export interface IndexReport {
   seconds: number;
 }
 
-/** What made the embedder's vectors, for the index record. */
-export function identityOf(embedder: Embedder, model: string, opts: { adapter?: string; fingerprint?: string | null } = {}): IndexIdentity {
+/**
+ * A fingerprint of the weights and files that decide the vectors: the sha256 of the embedding
+ * cache's content key (src/embed/cache.ts: every file of the model and adapter folders, hashed),
+ * so that the same bytes anywhere match and any changed byte does not. Hashes are remembered in
+ * `memoFolder` by file version, so a large model is read once, not at every run.
+ */
+export function weightsFingerprint(modelFolder: string, adapter: string | null, memoFolder?: string): string {
+  const key = modelContentKey(modelFolder, { adapter: adapter ?? undefined, memoFolder });
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/**
+ * What made the embedder's vectors, for the index record. `fingerprint`: a precomputed
+ * weightsFingerprint, or `memoFolder` to compute it remembering file hashes there (default: computed, no memo).
+ */
+export function identityOf(embedder: Embedder, model: string, opts: { adapter?: string; fingerprint?: string | null; memoFolder?: string } = {}): IndexIdentity {
   const dim = embedder.embed(['dimension probe'], { kind: 'document' })[0]!.length;
+  const modelFolder = resolve(embedder.folder ?? model);
+  const adapter = opts.adapter === undefined ? null : resolve(opts.adapter);
   return {
     model,
-    modelFolder: resolve(embedder.folder ?? model),
-    adapter: opts.adapter === undefined ? null : resolve(opts.adapter),
-    fingerprint: opts.fingerprint ?? null,
+    modelFolder,
+    adapter,
+    fingerprint: opts.fingerprint !== undefined ? opts.fingerprint : weightsFingerprint(modelFolder, adapter, opts.memoFolder),
     family: embedder.info.family,
     pooling: embedder.info.pooling,
     normalize: embedder.info.normalize,

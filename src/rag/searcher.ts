@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import type { DType } from '../torch/index.js';
 import { Embedder } from '../embed/embedder.js';
 import { Reranker } from '../embed/reranker.js';
+import { weightsFingerprint } from './indexer.js';
 import { searchIndex, type SearchRequest, type SearchResult } from './search.js';
 import { IndexError, RagStore } from './store.js';
 
@@ -33,6 +34,9 @@ export class RagSearcher {
     try {
       if (!existsSync(identity.modelFolder)) throw new IndexError(`${db} was indexed with the model in ${identity.modelFolder}, which is no longer there`);
       if (identity.adapter && !existsSync(identity.adapter)) throw new IndexError(`${db} was indexed with the adapter in ${identity.adapter}, which is no longer there`);
+      if (identity.fingerprint && weightsFingerprint(identity.modelFolder, identity.adapter, db) !== identity.fingerprint) {
+        throw new IndexError(`${db}: the files of ${identity.modelFolder}${identity.adapter ? ` or ${identity.adapter}` : ''} changed since the index was built, so queries would not match its vectors; run embtune index again`);
+      }
       embedder = await Embedder.load(identity.modelFolder, { dtype: opts.dtype, adapter: identity.adapter ?? undefined });
       const reranker = opts.reranker === undefined ? undefined : await Reranker.load(opts.reranker, { dtype: opts.dtype });
       return new RagSearcher(store, embedder, reranker, opts.instruction);

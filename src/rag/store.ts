@@ -258,16 +258,14 @@ function describeIdentity(id: IndexIdentity): string {
 }
 
 function checkSameIdentity(folder: string, stored: IndexIdentity, wanted: IndexIdentity): void {
-  const same =
-    stored.fingerprint && wanted.fingerprint
-      ? stored.fingerprint === wanted.fingerprint
-      : stored.modelFolder === wanted.modelFolder && stored.adapter === wanted.adapter;
-  if (!same || stored.dim !== wanted.dim) {
-    throw new IndexError(
-      `${folder} was indexed with ${describeIdentity(stored)}; this run uses ${describeIdentity(wanted)}. ` +
-        'Vectors of different models cannot share an index: pass the same --model and --adapter, or index into a new --db.',
-    );
-  }
+  const samePlace = stored.modelFolder === wanted.modelFolder && stored.adapter === wanted.adapter;
+  const sameBytes = stored.fingerprint && wanted.fingerprint ? stored.fingerprint === wanted.fingerprint : samePlace;
+  if (sameBytes && stored.dim === wanted.dim) return;
+  const why = samePlace ? ' — the same folders, but their files changed since the index was built' : '';
+  throw new IndexError(
+    `${folder} was indexed with ${describeIdentity(stored)}; this run uses ${describeIdentity(wanted)}${why}. ` +
+      'Vectors of different models cannot share an index: pass the same --model and --adapter, or index into a new --db.',
+  );
 }
 
 function checkSameColumns(folder: string, stored: IndexRecord, wanted: IndexRecord): void {

@@ -3,7 +3,7 @@
 // reranking puts the candidates in the reranker's order.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Embedder } from '../../src/embed/embedder.js';
@@ -94,7 +94,7 @@ test('an index refuses another model or adapter, and other metadata fields, with
   const bert = await Embedder.load(BERT);
   try {
     await assert.rejects(build(db, file, { embedder: bert, model: BERT }), (err: Error) => {
-      assert.match(err.message, /was indexed with model .*qwen3-tiny \(no adapter\); this run uses model .*bert-tiny/);
+      assert.match(err.message, /was indexed with model .*qwen3-tiny \(no adapter\) \[weights [0-9a-f]{12}\]; this run uses model .*bert-tiny \(no adapter\) \[weights [0-9a-f]{12}\]\. Vectors/);
       assert.match(err.message, /index into a new --db/);
       return true;
     });
@@ -109,6 +109,39 @@ test('an index refuses another model or adapter, and other metadata fields, with
   }
   await assert.rejects(build(db, file, { fields: ['topic'] }), /stores the metadata fields \[topic,year\], this run asks for \[topic\]/);
   assert.equal((await build(db, file)).unchanged, 5);
+});
+
+test('the index keys the model by the content of its files: a copy elsewhere is the same model, an edited file is not', async () => {
+  const copy = join(dir, 'qwen-copy');
+  cpSync(QWEN, copy, { recursive: true });
+  const db = join(dir, 'fingerprint');
+  const file = writeDocs('fp.jsonl', corpus.slice(0, 4));
+  await build(db, file);
+  const moved = await Embedder.load(copy);
+  try {
+    // Same bytes in another folder: accepted, nothing to re-embed.
+    assert.equal((await build(db, file, { embedder: moved, model: copy })).unchanged, 4);
+  } finally {
+    moved.dispose();
+  }
+  // The index's own model folder edited in place: refused, and search says to re-index.
+  const edited = join(dir, 'qwen-edited');
+  cpSync(QWEN, edited, { recursive: true });
+  const db2 = join(dir, 'fingerprint-edited');
+  const before = await Embedder.load(edited);
+  try {
+    await build(db2, file, { embedder: before, model: edited });
+  } finally {
+    before.dispose();
+  }
+  appendFileSync(join(edited, 'config.json'), '\n');
+  const after = await Embedder.load(edited);
+  try {
+    await assert.rejects(build(db2, file, { embedder: after, model: edited }), /the same folders, but their files changed since the index was built/);
+  } finally {
+    after.dispose();
+  }
+  await assert.rejects(RagSearcher.open(db2), /changed since the index was built, so queries would not match its vectors; run embtune index again/);
 });
 
 test('bad documents are refused with the file, the line and the reason', async () => {
