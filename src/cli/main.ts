@@ -9,11 +9,15 @@ import { registerMine } from './mine.js';
 import { registerConvert } from './convert.js';
 import { registerTrain } from './train.js';
 import { registerPairs } from './pairs.js';
+import { registerInit } from './init.js';
 import { registerMerge } from './merge.js';
-import { registerPipeline } from './pipeline.js';
+import { registerServe } from './serve.js';
+import { registerFuse } from './fuse.js';
+import { registerEval } from './eval.js';
 import { registerPipeline } from './pipeline.js';
 import { registerIndex } from './index.js';
 import { registerSearch } from './search.js';
+import { registerAsk } from './ask.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -42,12 +46,16 @@ registerRerank(program);
 registerMine(program);
 registerConvert(program);
 registerPairs(program);
+registerInit(program);
 registerTrain(program);
 registerMerge(program);
-registerPipeline(program);
+registerServe(program, pkg.version);
+registerFuse(program);
+registerEval(program);
 registerPipeline(program);
 registerIndex(program);
 registerSearch(program);
+registerAsk(program);
 
 /**
  * ms-swift and HF users write `--learning_rate 6e-6`; every flag is also accepted that way

@@ -2,10 +2,13 @@
 // a damaged shard is a clear error, and concurrent writers in one process lose nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EmbeddingCache, cachedEmbed, type EmbedTexts } from '../../src/embed/cache.js';
+import { EmbeddingCache, cachedEmbed, modelContentKey, type EmbedTexts } from '../../src/embed/cache.js';
+import { FIXTURES, ROOT } from '../helpers.js';
 
 function withFolder(fn: (folder: string) => Promise<void> | void): Promise<void> | void {
   const folder = mkdtempSync(join(tmpdir(), 'embtune-cache-'));
@@ -123,4 +126,87 @@ test('store and cachedEmbed refuse vectors of the wrong length or count', () =>
     await assert.rejects(cachedEmbed(cache, async () => [])(['x']), /returned 0 vectors for 1 texts/);
     assert.throws(() => EmbeddingCache.open(folder, { modelKey: '', dim: 3 }), /modelKey must be a non-empty string/);
     assert.throws(() => EmbeddingCache.open(folder, { modelKey: 'm', dim: 0 }), /dim must be a positive integer, got 0/);
+  }));
+
+// ------------------------------------------------------------------ content keys (issue 12: "Mining cache")
+
+/** A model-like folder with a few files. */
+function fakeModelFolder(root: string, name: string, weights: Buffer): string {
+  const folder = join(root, name);
+  mkdirSync(join(folder, '1_Pooling'), { recursive: true });
+  writeFileSync(join(folder, 'config.json'), '{"model_type": "bert"}');
+  writeFileSync(join(folder, 'model.safetensors'), weights);
+  writeFileSync(join(folder, '1_Pooling', 'config.json'), '{"pooling_mode_mean_tokens": true}');
+  writeFileSync(join(folder, 'README.md'), 'a model card does not change vectors');
+  return folder;
+}
+
+test('the model key is the content: the same bytes elsewhere give the same key; a rewrite with size and mtime restored misses', () =>
+  withFolder((root) => {
+    const weights = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 31) % 256));
+    const a = fakeModelFolder(root, 'a', weights);
+    const b = fakeModelFolder(root, 'b', weights);
+    const memoFolder = join(root, 'cache');
+    const hashed: string[] = [];
+    const onHash = (path: string) => hashed.push(path);
+    const key = modelContentKey(a, { memoFolder, onHash, settings: { dtype: 'float32' } });
+    assert.equal(modelContentKey(b, { memoFolder, settings: { dtype: 'float32' } }), key, 'another path, the same content');
+    assert.notEqual(modelContentKey(a, { memoFolder, settings: { dtype: 'bfloat16' } }), key, 'settings are part of the key');
+    assert.deepEqual(JSON.parse(key).model['1_Pooling/config.json'].length, 64, 'sentence-transformers modules are hashed');
+    assert.equal(JSON.parse(key).model['README.md'], undefined, 'the model card is not');
+
+    hashed.length = 0;
+    modelContentKey(a, { memoFolder, onHash });
+    assert.deepEqual(hashed, [], 'an unchanged file is not read again');
+    assert.ok(readFileSync(join(memoFolder, 'file-hashes.json'), 'utf8').includes(createHash('sha256').update(weights).digest('hex')), 'hashes are remembered in the cache folder');
+
+    // "Retraining into the same folder": one byte changes, size and mtime are put back.
+    const path = join(a, 'model.safetensors');
+    const { mtime } = statSync(path);
+    const changed = Buffer.from(weights);
+    changed[100]! ^= 1;
+    writeFileSync(path, changed);
+    utimesSync(path, mtime, mtime);
+    const retrained = modelContentKey(a, { memoFolder, onHash, settings: { dtype: 'float32' } });
+    assert.notEqual(retrained, key);
+    assert.deepEqual(hashed, [path], 'only the rewritten file is hashed again');
+    const adapter = join(root, 'adapter');
+    mkdirSync(adapter);
+    writeFileSync(join(adapter, 'adapter_model.safetensors'), 'lora');
+    assert.notEqual(modelContentKey(a, { memoFolder, adapter, settings: { dtype: 'float32' } }), retrained, 'the adapter is part of the key');
+  }));
+
+/** The mining CLI on a copy of the tiny Qwen3 fixture, with the cache on. */
+test('embtune mine --cache-folder: an unchanged model hits the cache; retraining into the same folder re-embeds', () =>
+  withFolder((root) => {
+    const model = join(root, 'model');
+    cpSync(join(FIXTURES, 'models', 'qwen3-tiny'), model, { recursive: true });
+    for (const file of readdirSync(model)) chmodSync(join(model, file), 0o644);
+    const input = join(root, 'pairs.jsonl');
+    const pairs = ['水稻', '小麦', '玉米', '大豆', '棉花', '油菜'].map((crop, i) => ({ prompt: `${crop}怎么种？`, response: `${crop}的种法 ${i}` }));
+    writeFileSync(input, pairs.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const cache = join(root, 'cache');
+    const mine = () =>
+      spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'mine', '--model', model, '--input', input, '--output', join(root, 'mined.jsonl'), '--num-negatives', '1', '--cache-folder', cache, '--quiet'], {
+        encoding: 'utf8',
+        env: { ...process.env, EMBTUNE_NUM_THREADS: '1', HF_HUB_OFFLINE: '1' },
+      });
+    const first = mine();
+    assert.equal(first.status, 0, first.stderr);
+    assert.doesNotMatch(first.stderr, /cache: \d+ of/, 'nothing cached yet');
+    const second = mine();
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stderr, /cache: 6 of 6 document vectors/);
+    assert.match(second.stderr, /cache: 6 of 6 query vectors/);
+    // Retrain into the same folder: other weights, same file name, same size.
+    const weights = join(model, 'model.safetensors');
+    const bytes = readFileSync(weights);
+    const dataStart = 8 + Number(bytes.readBigUInt64LE(0));
+    for (let i = dataStart + 3; i < bytes.length; i += 4 * 97) bytes[i]! ^= 0x01;
+    writeFileSync(weights, bytes);
+    const third = mine();
+    assert.equal(third.status, 0, third.stderr);
+    assert.doesNotMatch(third.stderr, /cache: \d+ of/, 'the retrained model misses');
+    const fourth = mine();
+    assert.match(fourth.stderr, /cache: 6 of 6 document vectors/, 'and is cached in turn');
   }));
