@@ -172,3 +172,31 @@ test('bad inputs are clear errors: missing qrels, unknown ids, empty corpus, wro
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('dense rows on QA records: the held-out split of a training file, a model with its adapter, and the embedding cache reused on the second run', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-eval-dense-'));
+  try {
+    const data = join(dir, 'train.jsonl');
+    const crops = ['水稻', '小麦', '玉米', '大豆', '棉花', '油菜', '花生', '甘蔗', '茶叶', '苹果'];
+    writeFileSync(data, jsonl(crops.flatMap((crop, i) => [{ query: `${crop}怎么施肥？`, response: `${crop}施肥要分次 ${i}` }, { query: `${crop}有什么病？`, response: `${crop}常见病害 ${i}` }])));
+    const models = join(FIXTURES, 'models');
+    const cache = join(dir, 'cache');
+    const run = () =>
+      embtune('eval', '--data', data, '--split-dataset-ratio', '0.3', '--data-seed', '7', '--model', join(models, 'qwen3-tiny'), '--adapter', join(models, 'qwen3-tiny-lora'), '--model', join(models, 'bert-tiny'),
+        '--hybrid', '--cache-folder', cache, '--output-dir', join(dir, 'out'));
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    const labels = Object.keys(JSON.parse(readFileSync(join(dir, 'out', 'metrics.json'), 'utf8')) as object);
+    const tiny = `${join(models, 'qwen3-tiny')} + ${join(models, 'qwen3-tiny-lora')}`;
+    assert.deepEqual(labels, [tiny, join(models, 'bert-tiny'), 'bm25', `hybrid:bm25+${tiny}`, `hybrid:bm25+${join(models, 'bert-tiny')}`]);
+    assert.match(first.stdout, /6 queries evaluated, 6 documents/, 'the 6 rows train holds out at ratio 0.3 (floor(20 × 0.3))');
+    assert.match(first.stderr, /cache: 0 of 6 document vectors/);
+    const second = run();
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stderr, /cache: 6 of 6 document vectors of .*qwen3-tiny \+ /);
+    assert.match(second.stderr, /cache: 6 of 6 query vectors of .*bert-tiny/);
+    assert.equal(second.stdout.replace(/\([\d.]+ s\)/g, ''), first.stdout.replace(/\([\d.]+ s\)/g, ''), 'cached vectors give the same table');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
