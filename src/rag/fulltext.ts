@@ -15,40 +15,14 @@
  * English words cut into letter pairs) is the other choice `ftsTokenizer: 'ngram'` gives; the two
  * are compared on AgriEval in bench/rag.ts.
  */
+import { bm25Tokens } from '../eval/bm25.js';
 
-/** CJK ideographs (unified, extensions A–F, compatibility), kana and hangul: written without spaces. */
-const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
-const WORD = /[\p{L}\p{M}\p{N}]/u;
-
-/** The BM25 terms of `text`, in order. */
+/**
+ * The BM25 terms of `text`, in order: src/eval's bm25Tokens (the tokenizer `embtune eval`'s BM25
+ * uses) after NFKC normalisation.
+ */
 export function fullTextTerms(text: string): string[] {
-  const terms: string[] = [];
-  let word = '';
-  let run: string[] = [];
-  const flushWord = () => {
-    if (word !== '') terms.push(word.toLowerCase());
-    word = '';
-  };
-  const flushRun = () => {
-    if (run.length === 1) terms.push(run[0]!);
-    for (let i = 0; i + 1 < run.length; i++) terms.push(run[i]! + run[i + 1]!);
-    run = [];
-  };
-  for (const ch of text.normalize('NFKC')) {
-    if (CJK.test(ch)) {
-      flushWord();
-      run.push(ch);
-    } else if (WORD.test(ch)) {
-      flushRun();
-      word += ch;
-    } else {
-      flushWord();
-      flushRun();
-    }
-  }
-  flushWord();
-  flushRun();
-  return terms;
+  return bm25Tokens(text.normalize('NFKC'));
 }
 
 /** The `fts_text` column value: the terms, space-separated. */

@@ -1,21 +1,21 @@
 /**
  * Retrieval over a RAG index: dense (exact cosine over the stored embeddings), BM25 (full text),
  * or hybrid — both lists fused by Reciprocal Rank Fusion, score(d) = Σ 1 / (k + rank(d)) with
- * 1-based ranks and k = 60 (Cormack, Clarke & Büttcher, SIGIR 2009; LanceDB's RRFReranker uses
- * the same default). Optionally the best `rerankTopN` candidates are scored again by a
+ * 1-based ranks and k = 60 (Cormack, Clarke & Büttcher, SIGIR 2009; src/eval/fusion.ts, the
+ * fusion `embtune eval` reports; LanceDB's RRFReranker uses the same k but returns only the fused score). Optionally the best `rerankTopN` candidates are scored again by a
  * cross-encoder (Qwen3-Reranker, src/embed/reranker.ts) and returned in that order.
  *
  * The query embedding and the reranker are passed in as functions, so the same search runs with
  * models in this thread (the CLI) or in a server's model worker.
  */
+import { RRF_K, reciprocalRankFusion as fuseRuns } from '../eval/fusion.js';
 import type { MetadataValue } from './documents.js';
 import { IndexError, type RagStore, type StoredHit } from './store.js';
 
 export type SearchMode = 'dense' | 'bm25' | 'hybrid';
 export const SEARCH_MODES: readonly SearchMode[] = ['dense', 'bm25', 'hybrid'];
 
-/** RRF's k (Cormack et al. 2009). */
-export const RRF_K = 60;
+export { RRF_K };
 
 export interface SearchRequest {
   query: string;
@@ -111,27 +111,17 @@ export async function searchIndex(store: RagStore, request: SearchRequest, model
 }
 
 /**
- * RRF of a dense and a BM25 list (each best first): each document's Σ 1/(k + rank) over the lists
- * it is in, best first; ties by the better of its ranks, then by id.
+ * RRF of a dense and a BM25 list (each best first), computed by src/eval's reciprocalRankFusion
+ * (the same fusion `embtune eval` reports), each fused hit annotated with its rank and score in
+ * each list. Order: fused score descending, then id ascending.
  */
 export function reciprocalRankFusion(dense: readonly StoredHit[], bm25: readonly StoredHit[], k = RRF_K): { hit: Candidate; score: number }[] {
-  const fused = new Map<string, { hit: Candidate; score: number; best: number }>();
-  const add = (list: readonly StoredHit[], kind: 'dense' | 'bm25') => {
-    list.forEach((h, i) => {
-      const rank = i + 1;
-      const entry = fused.get(h.id) ?? { hit: { ...h }, score: 0, best: Infinity };
-      entry.score += 1 / (k + rank);
-      entry.best = Math.min(entry.best, rank);
-      if (kind === 'dense') Object.assign(entry.hit, { denseScore: h.score, denseRank: rank });
-      else Object.assign(entry.hit, { bm25Score: h.score, bm25Rank: rank });
-      fused.set(h.id, entry);
-    });
-  };
-  add(dense, 'dense');
-  add(bm25, 'bm25');
-  return [...fused.values()]
-    .sort((a, b) => b.score - a.score || a.best - b.best || (a.hit.id < b.hit.id ? -1 : a.hit.id > b.hit.id ? 1 : 0))
-    .map(({ hit, score }) => ({ hit: { ...hit, score }, score }));
+  const run = (list: readonly StoredHit[]) => new Map([['q', list.map((h) => ({ corpusId: h.id, score: h.score }))]]);
+  const fused = fuseRuns([run(dense), run(bm25)], { k }).get('q') ?? [];
+  const byId = new Map<string, Candidate>();
+  dense.forEach((h, i) => byId.set(h.id, { ...h, denseScore: h.score, denseRank: i + 1 }));
+  bm25.forEach((h, i) => byId.set(h.id, { ...(byId.get(h.id) ?? h), bm25Score: h.score, bm25Rank: i + 1 }));
+  return fused.map(({ corpusId, score }) => ({ hit: { ...byId.get(corpusId)!, score }, score }));
 }
 
 function toHit(c: Candidate, score: number): Omit<SearchHit, 'retrievalRank' | 'retrievalScore'> {
