@@ -155,14 +155,13 @@ export class Decoding {
     this.retire();
     if (this.finished) return false;
     const logits = noGrad(() => tidy(() => (this.#cache ? this.cachedLogits(this.#cache) : this.fullLogits())));
-    const [r, v] = logits.shape as [number, number];
+    const v = logits.size(1) as number;
     const flat = logits.toTypedArray<'float32'>();
     logits.dispose();
     this.#active.forEach((row, i) => {
       const rowLogits = flat.subarray(i * v, (i + 1) * v);
       this.deliver(row, row.accept(row.sampler.next(rowLogits, row.sequence)));
     });
-    void r;
     this.retire();
     return !this.finished;
   }
