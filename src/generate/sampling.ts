@@ -42,8 +42,43 @@ export function applyTemperature(logits: Float32Array, temperature: number): voi
 /** TopKLogitsWarper: logits below the k-th largest become −∞ (ties with the k-th stay). */
 export function applyTopK(logits: Float32Array, k: number): void {
   if (k <= 0 || k >= logits.length) return;
-  const kth = Float32Array.from(logits).sort()[logits.length - k]!;
+  const kth = kthLargest(logits, k);
   for (let i = 0; i < logits.length; i++) if (logits[i]! < kth) logits[i] = -Infinity;
+}
+
+/** The k-th largest value: a size-k min-heap (O(V log k)) for the usual small k, a sort otherwise. */
+export function kthLargest(values: Float32Array, k: number): number {
+  if (k > 1024) return Float32Array.from(values).sort()[values.length - k]!;
+  const heap = new Float64Array(k);
+  let size = 0;
+  const siftDown = () => {
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < size && heap[l]! < heap[m]!) m = l;
+      if (r < size && heap[r]! < heap[m]!) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (const x of values) {
+    if (size < k) {
+      let i = size++;
+      heap[i] = x;
+      while (i > 0 && heap[(i - 1) >> 1]! > heap[i]!) {
+        const parent = (i - 1) >> 1;
+        [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+        i = parent;
+      }
+    } else if (x > heap[0]!) {
+      heap[0] = x;
+      siftDown();
+    }
+  }
+  return heap[0]!;
 }
 
 /**

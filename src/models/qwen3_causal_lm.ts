@@ -7,6 +7,7 @@
 import { arange, type DType, type Tensor } from '../torch/index.js';
 import { KVCache } from './kv_cache.js';
 import { Qwen3Model, type Qwen3Config } from './qwen3.js';
+import { ModelLoadError } from './weights.js';
 
 export interface CausalLMForwardOptions {
   /** Past keys/values; the new tokens' are appended (attentionMask then spans past + new tokens). */
@@ -18,7 +19,12 @@ export interface CausalLMForwardOptions {
 }
 
 export class Qwen3ForCausalLM {
-  constructor(readonly model: Qwen3Model) {}
+  constructor(readonly model: Qwen3Model) {
+    // transformers would draw a random head here (with a warning); a chat model without its head cannot answer.
+    if (model.config.tie_word_embeddings === false && !model.weights.has('lm_head.weight')) {
+      throw new ModelLoadError(`${model.weights.source}: config.json has tie_word_embeddings false but the checkpoint has no lm_head.weight`);
+    }
+  }
 
   static load(folder: string, dtype: DType = 'float32'): Qwen3ForCausalLM {
     return new Qwen3ForCausalLM(Qwen3Model.load(folder, dtype));

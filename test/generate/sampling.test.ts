@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
-  Sampler, UniformRng, applyRepetitionPenalty, applyTemperature, applyTopK, applyTopP, argmax, drawIndex, resolveSampling, softmax,
+  Sampler, UniformRng, applyRepetitionPenalty, applyTemperature, applyTopK, applyTopP, argmax, drawIndex, kthLargest, resolveSampling, softmax,
 } from '../../src/generate/sampling.js';
 import { StopStringMatcher } from '../../src/generate/stop_strings.js';
 import { IncrementalDecoder } from '../../src/generate/incremental_decoder.js';
@@ -33,6 +33,9 @@ test('top-k keeps the k largest and every tie with the k-th', () => {
   const logits = f32([1, 5, 3, 3, 0, 4]);
   applyTopK(logits, 3);
   assert.deepEqual(kept(logits), [1, 2, 3, 5]); // 5, 4 and both 3s
+  // The heap selection agrees with a full sort on a vocabulary-sized row, for small and large k.
+  const row = Float32Array.from({ length: 151_669 }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 7);
+  for (const k of [1, 20, 50, 1024, 2000]) assert.equal(kthLargest(row, k), Float32Array.from(row).sort()[row.length - k], `k = ${k}`);
   const all = f32([1, 2]);
   applyTopK(all, 0);
   assert.deepEqual(kept(all), [0, 1], 'k = 0 is off');

@@ -8,6 +8,10 @@ import * as torch from '../../src/torch/index.js';
 import { Tensor, fromTypedArray, noGrad, tidy } from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { Qwen3ForCausalLM, positionIdsFromMask } from '../../src/models/qwen3_causal_lm.js';
+import { saveSafetensors } from '../../src/formats/safetensors_write.js';
+import { ModelLoadError } from '../../src/models/weights.js';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { assertClose, FIXTURES } from '../helpers.js';
 
 const MODEL = join(FIXTURES, 'models/qwen3-tiny');
@@ -132,5 +136,41 @@ test('the cache refuses a mask that does not span cached + new tokens, and write
   } finally {
     cache.dispose();
     lm.dispose();
+  }
+});
+
+test('an untied checkpoint saved from Qwen3ForCausalLM (model. prefix, lm_head.weight) uses its own head; a missing head is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-causal-lm-'));
+  const golden = loadSafetensors(join(MODEL, 'model.safetensors'));
+  try {
+    torch.manualSeed(3);
+    const head = torch.randn([151669, 32]).mul(0.1);
+    const tensors = new Map<string, Tensor>([...golden].map(([k, v]) => [`model.${k}`, v] as [string, Tensor]));
+    tensors.set('lm_head.weight', head);
+    saveSafetensors(join(dir, 'model.safetensors'), tensors);
+    const config = JSON.parse(readFileSync(join(MODEL, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: false }));
+    const lm = Qwen3ForCausalLM.load(dir, 'float32');
+    try {
+      tidy(() =>
+        noGrad(() => {
+          const input = ids([PROMPT]);
+          const hidden = lm.model.forward(input, ones(1, PROMPT.length));
+          const logits = lm.forward(input, ones(1, PROMPT.length), { lastOnly: true });
+          assertClose(logits, torch.F.linear(hidden.select(1, PROMPT.length - 1), head), { atol: 1e-5 }, 'logits = h · lm_headᵀ');
+          const tied = torch.F.linear(hidden.select(1, PROMPT.length - 1), lm.model.weights.get('embed_tokens.weight'));
+          assert.ok(logits.sub(tied).abs().max().item() > 0.1, 'not the tied head');
+        }),
+      );
+    } finally {
+      lm.dispose();
+    }
+    tensors.delete('lm_head.weight');
+    saveSafetensors(join(dir, 'model.safetensors'), tensors);
+    assert.throws(() => Qwen3ForCausalLM.load(dir), (err: Error) => err instanceof ModelLoadError && /tie_word_embeddings false but the checkpoint has no lm_head\.weight/.test(err.message));
+    head.dispose();
+  } finally {
+    torch.dispose([...golden.values()]);
+    rmSync(dir, { recursive: true, force: true });
   }
 });
