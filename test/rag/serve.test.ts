@@ -151,6 +151,13 @@ test('POST /v1/chat/completions answers from the retrieved passages, token for t
   assert.deepEqual(chunks.at(-1).choices, []);
   assert.equal(chunks.at(-1).usage.completion_tokens, 12);
 
+  // More passages than the model's 512-token context holds: a 400 that says so, streamed or not.
+  for (const stream of [false, true]) {
+    const long = await post('/v1/chat/completions', { ...body, stream, rag: { top_k: 20, mode: 'dense', rerank: false } });
+    assert.equal(long.status, 400, long.text);
+    assert.match(long.body.error.message, /the model's context is 512 .*ask for fewer passages \(rag\.top_k\)/);
+  }
+
   const notUser = await post('/v1/chat/completions', { messages: [{ role: 'assistant', content: 'hi' }] });
   assert.equal(notUser.status, 422);
   assert.match(notUser.body.error.message, /the last message must be the user's question/);

@@ -75,6 +75,18 @@ const BODY_SCHEMA = {
   },
 } as const;
 
+/**
+ * The generator's refusals of a request (src/generate: GenerationOptionsError, ChatTemplateError,
+ * e.g. a prompt longer than the model's context) are the client's to fix: 400 with the message.
+ */
+function refusal(err: unknown): never {
+  if (err instanceof Error && (err.name === 'GenerationOptionsError' || err.name === 'ChatTemplateError')) {
+    const hint = /context/.test(err.message) ? '; ask for fewer passages (rag.top_k) or a shorter conversation' : '';
+    throw new ServeError(400, 'validation', `${err.message}${hint}`);
+  }
+  throw err;
+}
+
 function finishReason(reason: FinishReason): 'stop' | 'length' {
   return reason === 'length' ? 'length' : 'stop';
 }
@@ -106,7 +118,9 @@ export function chatRoute(rag: RagServing): RouteModule {
         const body = request.body;
         const signal = clientGone(request, reply);
         const { question, history, system } = conversation(body.messages);
-        const search = body.rag === false ? undefined : await searchWithWorker(ctx, rag, retrievalRequest(ctx, question, body.rag ?? {}), signal);
+        // Five passages unless the request says (as embtune ask): a chat prompt is bounded by the model's context.
+        const settings = body.rag === false ? undefined : { ...body.rag, top_k: body.rag?.top_k ?? 5 };
+        const search = settings === undefined ? undefined : await searchWithWorker(ctx, rag, retrievalRequest(ctx, question, settings), signal);
         const messages = search ? ragMessages(question, search.hits, { systemPrompt: system }, history) : body.messages;
         const generation: ChatRequest = chatRequest(messages, {
           maxTokens: body.max_completion_tokens ?? body.max_tokens,
@@ -122,7 +136,7 @@ export function chatRoute(rag: RagServing): RouteModule {
         const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
         const created = Math.floor(Date.now() / 1000);
         if (!body.stream) {
-          const result = await chat.complete(generation);
+          const result = await chat.complete(generation).catch(refusal);
           return {
             id,
             object: 'chat.completion',
@@ -151,8 +165,8 @@ interface StreamMeta {
 async function streamAnswer(reply: FastifyReply, chunks: AsyncIterable<ChatChunk>, meta: StreamMeta): Promise<FastifyReply> {
   const iterator = chunks[Symbol.asyncIterator]();
   // The first chunk is awaited before the headers go out, so an error in the request (bad sampling
-  // options) is still a JSON error response rather than a broken stream.
-  const first = await iterator.next();
+  // options, a prompt past the context) is still a JSON error response rather than a broken stream.
+  const first = await iterator.next().catch(refusal);
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
