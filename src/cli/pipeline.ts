@@ -6,7 +6,7 @@
  * 130; running the same command again continues from it.
  */
 import { Command } from 'commander';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { setNumThreads } from '../torch/index.js';
 import { ConfigError, STAGE_ORDER, StageInterrupted, isStageName, loadPipelineConfig, runPipeline, type StageName } from '../pipeline/index.js';
 import { formatDuration } from './progress.js';
@@ -68,7 +68,11 @@ async function runPipelineCommand(file: string, flags: PipelineFlags): Promise<v
     if (flags.dryRun) return;
     const report = result.manifests.get('report');
     say(`\npipeline finished in ${formatDuration((Date.now() - started) / 1000)} (${result.ran.length === 0 ? 'every stage was up to date' : `ran: ${result.ran.join(', ')}`})`);
-    if (report) process.stdout.write(`report: ${relative(process.cwd(), `${config.outputDir}/report/${String(report.outputs.html)}`)}\n`);
+    if (report) {
+      const html = join(config.outputDir, 'report', String(report.outputs.html));
+      const shown = relative(process.cwd(), html);
+      process.stdout.write(`report: ${shown.startsWith('..') ? html : shown}\n`);
+    }
   } catch (err) {
     if (err instanceof StageInterrupted) {
       say(err.message);

@@ -40,8 +40,9 @@ export interface DataSection {
 
 export interface InitSection {
   arch: InitArch;
-  /** `tiny`, `small` or a config.json file. */
+  /** `tiny`, `small` or a JSON file of config.json keys laid over tiny. */
   config: string;
+  /** BERT: the WordPiece vocab.txt; Qwen3: a folder with the tokenizer files. */
   vocab: string;
   seed: number;
 }

@@ -7,7 +7,7 @@
  * itself, marked by `started.json`, because its checkpoints are what a rerun continues from; its
  * manifest too is written last and atomically.
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { PipelineConfig } from './config.js';
 import { ContentHasher } from './hash.js';
@@ -37,6 +37,7 @@ export interface PipelineRun {
 export async function runStages(config: PipelineConfig, stages: readonly StageDefinition[], options: RunOptions = {}): Promise<PipelineRun> {
   const say = options.say ?? (() => {});
   mkdirSync(config.outputDir, { recursive: true });
+  if (!options.dryRun) removeLeftovers(config.outputDir);
   const hasher = new ContentHasher(join(config.outputDir, '.hash-cache.json'));
   const plan = planPipeline(config, stages, hasher, options);
   hasher.save();
@@ -59,6 +60,11 @@ export async function runStages(config: PipelineConfig, stages: readonly StageDe
     if (options.until === step.stage) break;
   }
   return { plan, manifests, ran };
+}
+
+/** Temporary stage folders a killed run left behind (one pipeline runs in an output dir at a time). */
+function removeLeftovers(outputDir: string): void {
+  for (const name of readdirSync(outputDir)) if (/^\.[a-z-]+\.(tmp|old)-\d+$/.test(name)) rmSync(join(outputDir, name), { recursive: true, force: true });
 }
 
 async function runStage(

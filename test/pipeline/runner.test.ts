@@ -4,7 +4,7 @@
 // result in place.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePipelineConfig, readManifest, type PipelineConfig, type StageDefinition, type StageName } from '../../src/pipeline/index.js';
@@ -141,9 +141,12 @@ test('a stage that fails leaves its previous result and manifest untouched, and 
     assert.equal(readFileSync(join(config.outputDir, 'train', 'manifest.json'), 'utf8'), before);
     assert.equal(readFileSync(join(config.outputDir, 'train', 'out.txt'), 'utf8'), 'train(mine(split(rows, 1)), 0.1)');
     assert.ok(!readdirSync(config.outputDir).some((n) => n.includes('.tmp-')));
+    // A killed run's temporary folder is cleared by the next run.
+    mkdirSync(join(config.outputDir, '.train.tmp-999999'));
     calls.length = 0;
     await runStages(config, stages({ splitSeed: 1, trainLr: 0.5 }, input, calls));
     assert.deepEqual(calls, ['train', 'eval']);
+    assert.ok(!existsSync(join(config.outputDir, '.train.tmp-999999')));
     assert.ok(existsSync(join(config.outputDir, 'eval', 'manifest.json')));
   });
 });

@@ -1,6 +1,8 @@
 /** Every stage of the pipeline, in order. */
 import type { StageDefinition } from '../stage.js';
 import { evalStage, fuseEvalStage } from './eval.js';
+import { fuseStage } from './fuse.js';
+import { initStage } from './init.js';
 import { mergeStage } from './merge.js';
 import { mineStage } from './mine.js';
 import { pretrainStage } from './pretrain.js';
@@ -10,5 +12,5 @@ import { trainStage } from './train.js';
 
 /** A function, so that report.ts (which lists the stages) and this module can import each other. */
 export function allStages(): StageDefinition[] {
-  return [splitStage, pretrainStage, mineStage, trainStage, evalStage, mergeStage, fuseEvalStage, reportStage];
+  return [splitStage, initStage, pretrainStage, mineStage, trainStage, evalStage, mergeStage, fuseStage, fuseEvalStage, reportStage];
 }

@@ -15,7 +15,7 @@ import type { Samples } from '../../merge/samples.js';
 import type { StageContext, StageDefinition } from '../stage.js';
 
 /** Up to 16 held-out questions and their documents: the texts the parity check embeds. */
-async function heldOutSamples(ctx: StageContext): Promise<Samples> {
+export async function heldOutSamples(ctx: StageContext): Promise<Samples> {
   const rows = (await readAllRecords(ctx.upstreamPath('split', 'heldoutPairs'))).records.map((r) => r.record).slice(0, 16);
   return {
     texts: [...rows.map((r) => ({ kind: 'query' as const, text: String(r.query) })), ...rows.map((r) => ({ kind: 'document' as const, text: String(r.response) }))],
