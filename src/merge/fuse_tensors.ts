@@ -100,7 +100,10 @@ export function linear(tensors: readonly Tensor[], weights: readonly number[], n
 
 /**
  * mergekit `sparsify(method="magnitude")`: keeps the k = int(density·numel) entries of largest
- * |δ| (descending argsort, the first k), zeroes the rest.
+ * |δ|, zeroes the rest. mergekit takes the first k of a descending argsort; here one sort gives
+ * the k-th magnitude, every entry above it is kept, and entries equal to it are kept in index
+ * order until k are (mergekit's argsort is unstable, so its choice among equal magnitudes is
+ * unspecified) — the same set whenever the k-th magnitude is not tied.
  */
 export function sparsifyMagnitude(delta: Tensor, density: number): Tensor {
   if (density >= 1) return tidy(() => f32(delta).clone());
@@ -108,10 +111,14 @@ export function sparsifyMagnitude(delta: Tensor, density: number): Tensor {
   if (k <= 0) throw new Error(`TIES: density ${density} keeps no entry of a tensor of ${delta.numel()}; raise --density`);
   return tidy(() => {
     const x = f32(delta);
-    const order = x.abs().flatten().argsort(-1, true, true);
-    // The position of each entry in that order (the inverse permutation): kept when < k.
-    const rank = order.argsort(-1, false, true);
-    return where(rank.lt(k).reshape(x.shape), x, 0);
+    const magnitude = x.abs().flatten();
+    const [sorted] = magnitude.sort(-1, true);
+    const threshold = sorted.select(0, k - 1).item();
+    const above = magnitude.gt(threshold);
+    const need = k - (above.to('int64').sum().item() as number);
+    const at = magnitude.eq(threshold);
+    const keep = above.logical_or(at.logical_and(at.cumsum(0, 'int64').le(need)));
+    return where(keep.reshape(x.shape), x, 0);
   });
 }
 

@@ -59,7 +59,7 @@ function assertSameWeights(a: string, b: string, atol: number, what: string): vo
   }
 }
 
-test('fusing adapters equals fusing the merged models (linear, SLERP, TIES), and PEFT cat is that fused delta exactly, rank Σ rᵢ', async () => {
+test('fusing adapters equals fusing the merged models (linear, TIES), and PEFT cat is that fused delta exactly, rank Σ rᵢ', async () => {
   await withTemp(async (dir) => {
     const second = secondAdapter(dir);
     const m1 = join(dir, 'm1');
@@ -68,7 +68,6 @@ test('fusing adapters equals fusing the merged models (linear, SLERP, TIES), and
     mergeAdapterFolder(QWEN, second, m2);
     const cases: FuseMethodOptions[] = [
       { method: 'linear', weights: [0.3, 0.7] },
-      { method: 'slerp', t: 0.3 },
       { method: 'ties', weights: [1, 1], density: 0.5 },
     ];
     for (const c of cases) {
@@ -121,9 +120,10 @@ test('PEFT svd: rank Σ rᵢ reproduces the fused delta, a lower rank reports it
   });
 });
 
-test('fuse(x, x) = x on a model folder for every method, and models of another architecture are refused by name', async () => {
+test('fuse(x, x) = x on a model folder (SLERP, DARE-TIES), and models of another architecture are refused by name', async () => {
   await withTemp(async (dir) => {
-    for (const c of [{ method: 'linear' }, { method: 'slerp', t: 0.4 }, { method: 'ties', density: 0.5 }, { method: 'dare_ties', density: 0.5 }, { method: 'dare_linear', density: 0.5 }] as FuseMethodOptions[]) {
+    // (Every method's fuse(x, x) = x is also proved per tensor in fuse_tensors.test.ts.)
+    for (const c of [{ method: 'slerp', t: 0.4 }, { method: 'dare_ties', density: 0.5 }] as FuseMethodOptions[]) {
       const out = join(dir, c.method);
       const r = await fuseModels({ ...c, models: [QWEN, QWEN], ...(c.method.includes('ties') || c.method.includes('dare') ? { base: QWEN } : {}), output: out });
       assert.ok(r.parity.ok, r.parity.line);

@@ -57,6 +57,8 @@ test('TIES by hand: magnitude trim to density, majority sign of Σ wᵢδᵢ, di
     const x1 = t([11, 8, 13, 10.5]); //   δ1 = [1, −2, 3, 0.5] → top 2 by |δ|: [0, −2, 3, 0]
     const x2 = t([7, 11, 11.5, 10.25]); // δ2 = [−3, 1, 1.5, 0.25] → [−3, 0, 1.5, 0]
     assertClose(sparsifyMagnitude(t([1, -2, 3, 0.5]), 0.5), [0, -2, 3, 0], { atol: 0 });
+    // int(0.6·5) = 3 kept; the third-largest magnitude (1) is tied: the first in index order is kept.
+    assertClose(sparsifyMagnitude(t([[1, -4], [-1, 2], [1, 0]]), 0.6), [1, -4, 0, 2, 0, 0], { atol: 0 });
     // Σ = [−3, −2, 4.5, 0] → signs [−, −, +, + (0 counts +)]; kept: δ1 at 1, 2; δ2 at 0, 2.
     // mixed = [−3, −2, 4.5, 0] / Σ w·mask [1, 1, 2, 0 → 1] = [−3, −2, 2.25, 0]
     assertClose(taskArithmetic(base, [x1, x2], { method: 'ties', weights: [1, 1], density: 0.5 }), [7, 8, 12.25, 10], { atol: 1e-6 });

@@ -10,6 +10,10 @@ import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { saveSafetensors } from '../../src/formats/safetensors_write.js';
 import { mergeAndVerify, verifyMerge, PARITY_TOLERANCE, builtInSamples } from '../../src/merge/index.js';
+import { LoraAdapter } from '../../src/models/lora/index.js';
+import { Qwen3Model } from '../../src/models/qwen3.js';
+import { adapterEffect, noEffectWarning } from '../../src/merge/adapter_effect.js';
+import { NO_EFFECT_THRESHOLD } from '../../src/merge/parity.js';
 import { FIXTURES } from '../helpers.js';
 
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
@@ -87,8 +91,16 @@ test('the no-effect warning names its cause: lora_B all zero, scaling 0, and a d
     assert.match(a.warning ?? '', /THE ADAPTER CHANGES NOTHING[\s\S]*every one of the 14 adapted layers has a zero delta — 14 layer\(s\): lora_B all zero/);
 
     const alpha0 = adapterVariant(dir, 'alpha0', (_k, t) => t, (c) => (c.lora_alpha = 0));
-    const b = await mergeAndVerify({ base: QWEN, adapter: alpha0, output: join(dir, 'b') });
-    assert.match(b.warning ?? '', /scaling 0 \(lora_alpha 0\)/);
+    const model = Qwen3Model.load(QWEN);
+    const adapter = LoraAdapter.load(alpha0, model);
+    try {
+      const effect = adapterEffect(adapter);
+      assert.equal(effect.zeroLayers, 14);
+      assert.match(noEffectWarning(effect, 0, 0, NO_EFFECT_THRESHOLD) ?? '', /14 layer\(s\): scaling 0 \(lora_alpha 0\)/);
+    } finally {
+      adapter.dispose();
+      model.dispose();
+    }
 
     const tiny = adapterVariant(dir, 'tiny', (k, t) => (k.includes('lora_B') ? torch.tidy(() => t.mul(1e-12)) : t));
     const c = await mergeAndVerify({ base: QWEN, adapter: tiny, output: join(dir, 'c'), dtype: 'bfloat16' });
