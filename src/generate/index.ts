@@ -8,6 +8,7 @@ export { GenerationOptionsError, Sampler, resolveSampling, type ResolvedSampling
 export { readGenerationDefaults, type GenerationDefaults } from './generation_config.js';
 export { IncrementalDecoder } from './incremental_decoder.js';
 export { StopStringMatcher } from './stop_strings.js';
+export { ThinkingSplitter, splitThinking, THINK_CLOSE, THINK_OPEN, type SplitAnswer, type ThinkingDelta } from './thinking.js';
 export { parseServerSentEvents, type ServerSentEvent } from './sse.js';
 export { Qwen3ForCausalLM, positionIdsFromMask } from '../models/qwen3_causal_lm.js';
 export { KVCache } from '../models/kv_cache.js';
