@@ -36,3 +36,4 @@ export {
 } from './examples.js';
 export { BeirWriter, locateBeir, readBeir, type BeirReadOptions } from './beir.js';
 export { convertFile, convertRecords, type ConvertOptions, type ConvertReport } from './convert.js';
+export { WEAK_PAIR_DEFAULTS, WEAK_PAIR_MODES, WeakPairMaker, textUnits, weakPairs, type WeakPair, type WeakPairMode, type WeakPairOptions } from './weak_pairs.js';

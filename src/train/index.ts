@@ -3,6 +3,7 @@ export { train, trainConfig, type TrainRun, type TrainRunOptions } from './run.j
 export { resolveConfig, DEFAULTS as TRAIN_DEFAULTS, type TrainConfig } from './config.js';
 export { Trainer, type TrainableModel, type Objective, type TrainEvents, type TrainResult } from './trainer.js';
 export { infonceLoss, infonceOptionsFromEnv, type InfonceOptions } from './loss.js';
+export { gradCacheForwardBackward, chunkRanges, type ChunkEncoder } from './grad_cache.js';
 export { calculateInfonceMetrics } from './metrics.js';
 export { evaluateRetrieval } from '../eval/ir_metrics.js';
 export { exampleFromRecord, type TrainExample } from './examples.js';
