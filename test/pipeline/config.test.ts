@@ -2,7 +2,7 @@
 // that name the file and the key; the train sections go through embtune train's own checks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadPipelineConfig } from '../../src/pipeline/index.js';
@@ -73,4 +73,38 @@ test('data and model each need exactly one source', () => {
   rejects(`output_dir: out\nmodel:\n  base: a/b\n`, /the 'data' section is required/);
   withConfig('a: [', (file) => assert.throws(() => loadPipelineConfig(file), /not valid YAML/));
   assert.throws(() => loadPipelineConfig('/nonexistent/p.yaml'), /cannot read the pipeline config \(ENOENT\)/);
+});
+
+test("examples/tutorial.yaml is the tutorial: m3e-small mining with its parameters, Qwen3-Embedding-0.6B LoRA with ms-swift's flags, the 95 % split", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-pipeline-tutorial-'));
+  try {
+    const file = join(dir, 'tutorial.yaml');
+    writeFileSync(file, readFileSync(join(ROOT, 'examples', 'tutorial.yaml')));
+    // Without the downloaded data the file says which path is missing.
+    assert.throws(() => loadPipelineConfig(file), /data\.pairs: no such file or folder: .*Chinese-QA-Agriculture_Forestry_Animal_Husbandry_Fishery/);
+    mkdirSync(join(dir, 'data', 'Chinese-QA-Agriculture_Forestry_Animal_Husbandry_Fishery'), { recursive: true });
+    writeFileSync(join(dir, 'data', 'Chinese-QA-Agriculture_Forestry_Animal_Husbandry_Fishery', 'train.parquet'), '');
+    const c = loadPipelineConfig(file, { cwd: dir });
+    assert.equal(c.model.base, 'Qwen/Qwen3-Embedding-0.6B');
+    assert.deepEqual({ q: c.data.queryColumn, p: c.data.positiveColumn, test: c.data.testSize, seed: c.data.seed }, { q: 'prompt', p: 'response', test: 0.95, seed: 42 });
+    const m = c.mine;
+    assert.deepEqual([m.model, m.numNegatives, m.rangeMin, m.rangeMax, m.maxScore, m.absoluteMargin, m.samplingStrategy], ['moka-ai/m3e-small', 5, 20, 50, 0.8, 0.1, 'top']);
+    assert.deepEqual(c.train, {
+      trainType: 'lora', lossType: 'infonce', maskFakeNegative: true, splitDatasetRatio: 0.05, evalSteps: 100, saveSteps: 100, numTrainEpochs: 1,
+      perDeviceTrainBatchSize: 4, gradientAccumulationSteps: 4, learningRate: 6e-6, dataloaderDropLast: true,
+    });
+    assert.equal(c.pretrain, undefined);
+    assert.equal(c.fuse, undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('examples/quickstart.yaml: offline (a model from scratch over the shipped vocab, the shipped CMRC sample), three stages', () => {
+  const c = loadPipelineConfig(join(ROOT, 'examples', 'quickstart.yaml'));
+  assert.equal(c.model.base, undefined);
+  assert.deepEqual(c.model.init && [c.model.init.arch, c.model.init.vocab], ['bert', join(ROOT, 'examples', 'data', 'vocab.txt')]);
+  assert.equal(c.data.beir, join(ROOT, 'examples', 'data', 'cmrc2018'));
+  assert.equal(c.pretrain?.mode, 'crop');
+  assert.deepEqual(c.fuse, { method: 'slerp', last: 2, t: 0.5 });
 });
