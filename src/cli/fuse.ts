@@ -11,6 +11,7 @@ import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { FUSE_METHODS, fuse, type FuseMethod } from '../merge/index.js';
 import { UsageError, modelFolder } from './io.js';
+import { CountBar } from './bar.js';
 
 interface FuseFlags {
   method: FuseMethod;
@@ -89,6 +90,8 @@ export function registerFuse(program: Command): void {
         if (!existsSync(dir)) throw new UsageError(`${dir}: no such folder`);
       }
       const say = (line: string) => process.stderr.write(`${line}\n`);
+      const bar = new CountBar('fusing', 'tensors');
+      let finished = false;
       const result = await fuse({
         method: flags.method,
         ...(flags.models ? { models: flags.models } : {}),
@@ -109,6 +112,13 @@ export function registerFuse(program: Command): void {
         dtype: flags.dtype,
         resolve: modelFolder,
         say,
+        onProgress: (done, total) => {
+          bar.update(done, total);
+          if (done === total && !finished) {
+            finished = true;
+            bar.finish(`fused ${total} tensors`);
+          }
+        },
       });
       say(`fused (${result.description}): ${flags.output}`);
       if (result.approximation) say(`${flags.asAdapter} adapter of rank ${result.rank}: truncation error ‖Δ − BA‖/‖Δ‖ ${result.approximation.relativeError.toExponential(3)} overall, worst ${result.approximation.worstError.toExponential(3)} (${result.approximation.worstModule})`);

@@ -169,7 +169,8 @@ export async function fuseAdapters(opts: FuseAdaptersOptions): Promise<FuseAdapt
     let norm = 0;
     let worst = { module: '', error: -1 };
     noGrad(() => {
-      for (const m of modules) {
+      for (const [i, m] of modules.entries()) {
+        opts.onProgress?.(i, modules.length);
         const name = `${m.module}.weight`;
         const W = embedder.encoder.weights.get(name);
         const delta = fusedDelta(opts, weights, W, m);
@@ -198,6 +199,7 @@ export async function fuseAdapters(opts: FuseAdaptersOptions): Promise<FuseAdapt
         embedder.encoder.weights.set(name, keep(tidy(() => W.add(delta).contiguous())));
         delta.dispose();
       }
+      opts.onProgress?.(modules.length, modules.length);
     });
     if (opts.asAdapter === 'svd' || opts.asAdapter === 'linear') approximation = { relativeError: norm > 0 ? Math.sqrt(residual / norm) : 0, worstModule: worst.module, worstError: worst.error };
     if (opts.asAdapter === 'cat') rank = adapters.reduce((s, _a, i) => s + ranks[i]!, 0);

@@ -31,6 +31,8 @@ export interface FuseOutputOptions {
   /** DARE's seed (default 42). */
   seed?: number;
   say?: (line: string) => void;
+  /** Called after each fused tensor (module, for adapters): done of total. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface FuseModelsOptions extends FuseMethodOptions, FuseOutputOptions {
@@ -127,7 +129,8 @@ export async function fuseModels(opts: FuseModelsOptions): Promise<FuseResult> {
       checkTensors(names, first, [...inputs, ...(base ? [base] : [])]);
       if (opts.method === 'dare_ties' || opts.method === 'dare_linear') manualSeed(opts.seed ?? 42);
       say(`fusing ${opts.models.length} models (${description}), ${names.length} tensors`);
-      for (const { name, stored, floating } of names) {
+      for (const [i, { name, stored, floating }] of names.entries()) {
+        opts.onProgress?.(i, names.length);
         if (!floating) continue;
         const fused = tidy(() => {
           const read = (input: Input): Tensor => input.checkpoint.tensor(findName(input.checkpoint, stored, name)!).to('float32');
@@ -137,6 +140,7 @@ export async function fuseModels(opts: FuseModelsOptions): Promise<FuseResult> {
         encoder.weights.set(name, fused);
         count++;
       }
+      opts.onProgress?.(names.length, names.length);
     } finally {
       for (const i of [...inputs, ...(base ? [base] : [])]) i.checkpoint.close();
     }

@@ -12,6 +12,7 @@ import { saveSafetensors } from '../../src/formats/safetensors_write.js';
 import { mergeAndVerify, verifyMerge, PARITY_TOLERANCE, builtInSamples } from '../../src/merge/index.js';
 import { LoraAdapter } from '../../src/models/lora/index.js';
 import { Qwen3Model } from '../../src/models/qwen3.js';
+import { BertModel } from '../../src/models/bert.js';
 import { adapterEffect, noEffectWarning } from '../../src/merge/adapter_effect.js';
 import { NO_EFFECT_THRESHOLD } from '../../src/merge/parity.js';
 import { FIXTURES } from '../helpers.js';
@@ -19,6 +20,7 @@ import { FIXTURES } from '../helpers.js';
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
 const ADAPTER = join(FIXTURES, 'models/qwen3-tiny-lora');
 const MERGED = join(FIXTURES, 'models/qwen3-tiny-lora-merged');
+const BERT = join(FIXTURES, 'models/bert-tiny');
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'embtune-mergeverify-'));
@@ -127,5 +129,26 @@ test('verifyMerge checks a folder merged elsewhere (swift export style model.-pr
     assert.ok(!broken.parity.ok, 'the unmerged base is not the merge');
     assert.match(broken.parity.line, /FAILED/);
     assert.equal(broken.changedWeights, 0);
+  });
+});
+
+test('a BERT (m3e-like) merge: mean pooling kept, the written folder passes the parity check, the adapter moved the embeddings', async () => {
+  await withTemp(async (dir) => {
+    const model = BertModel.load(BERT);
+    torch.manualSeed(21);
+    const adapter = LoraAdapter.create(model, { r: 4, lora_alpha: 8, target_modules: ['query', 'value', 'dense'] });
+    try {
+      torch.noGrad(() => adapter.parameters().forEach((p, i) => (i % 2 === 1 ? p.normal_(0, 0.2) : p)));
+      adapter.save(join(dir, 'adapter'));
+    } finally {
+      adapter.dispose();
+      model.dispose();
+    }
+    const r = await mergeAndVerify({ base: BERT, adapter: join(dir, 'adapter'), output: join(dir, 'm') });
+    assert.ok(r.parity.ok, r.parity.line);
+    assert.ok(r.parity.maxAbsDiff < 1e-5, r.parity.line);
+    assert.ok(r.changeFromBase > 1e-2);
+    assert.equal(r.warning, undefined);
+    assert.equal(JSON.parse(readFileSync(join(dir, 'm', '1_Pooling', 'config.json'), 'utf8')).pooling_mode_mean_tokens, true);
   });
 });
