@@ -129,6 +129,10 @@ export function registerAsk(program: Command): void {
             }
           }
         }
+      } catch (err) {
+        // A prompt past the chat model's context: say which flag shortens it.
+        if (err instanceof Error && err.name === 'GenerationOptionsError' && /context/.test(err.message)) throw new UsageError(`${err.message}; put fewer passages in the prompt (--top-k)`);
+        throw err;
       } finally {
         chat?.dispose();
         searcher.dispose();

@@ -189,6 +189,22 @@ test('BM25 finds the passage that shares Chinese words with the query; hybrid ho
   }
 });
 
+test("the 'ngram' full-text tokenizer (LanceDB's character bigrams) finds the same passage, and the index keeps its tokenizer", async () => {
+  const db = join(dir, 'ngram');
+  const docs = await readDocuments(writeDocs('ngram.jsonl', corpus), { metadataFields: ['topic', 'year'] });
+  const identity = identityOf(qwen, QWEN);
+  await indexDocuments({ db, docs, embedder: qwen, identity, metadataFields: ['topic', 'year'], ftsTokenizer: 'ngram' });
+  const store = await RagStore.open(db);
+  try {
+    assert.equal(store.record.ftsTokenizer, 'ngram');
+    const hits = await store.fullText('赤潮发生的原因', 3);
+    assert.equal(hits[0]!.id, corpus[2]!.id);
+  } finally {
+    store.close();
+  }
+  await assert.rejects(indexDocuments({ db, docs, embedder: qwen, identity, metadataFields: ['topic', 'year'], ftsTokenizer: 'bigram' }), /indexed with the 'ngram' full-text tokenizer, this run asks for 'bigram'/);
+});
+
 test('reranking orders the top-n candidates by the reranker\'s P(yes)', async () => {
   const db = join(dir, 'rerank');
   await build(db, writeDocs('rerank.jsonl', corpus.slice(0, 12)));
