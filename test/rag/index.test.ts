@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Embedder } from '../../src/embed/embedder.js';
 import { Reranker } from '../../src/embed/reranker.js';
 import { readDocuments } from '../../src/rag/documents.js';
+import { writeRecords } from '../../src/data/records.js';
 import { identityOf, indexDocuments } from '../../src/rag/indexer.js';
 import { searchIndex } from '../../src/rag/search.js';
 import { RagStore } from '../../src/rag/store.js';
@@ -142,6 +143,16 @@ test('the index keys the model by the content of its files: a copy elsewhere is 
     after.dispose();
   }
   await assert.rejects(RagSearcher.open(db2), /changed since the index was built, so queries would not match its vectors; run embtune index again/);
+});
+
+test('documents come from Parquet too: integer ids become strings, metadata keeps its type', async () => {
+  const file = join(dir, 'docs.parquet');
+  writeRecords(file, corpus.slice(0, 3).map((d, i) => ({ doc_id: 100 + i, body: d.text, year: d.year, topic: d.topic })), ['doc_id', 'body', 'year', 'topic']);
+  const docs = await readDocuments(file, { idField: 'doc_id', textField: 'body', metadataFields: ['year', 'topic'] });
+  assert.deepEqual(docs.map((d) => d.id), ['100', '101', '102']);
+  assert.deepEqual(docs[1]!.metadata, { year: 2001, topic: 'crops' });
+  assert.equal(docs[2]!.text, corpus[2]!.text);
+  await assert.rejects(readDocuments(file, { idField: 'id' }), /docs\.parquet: no column 'id' \(columns: doc_id, body, year, topic\); choose the fields with --id-field/);
 });
 
 test('bad documents are refused with the file, the line and the reason', async () => {
