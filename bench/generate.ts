@@ -4,7 +4,7 @@
  * on the tiny model. "Without the cache" is a full forward over the whole sequence for every new
  * token (Generator `useCache: false`). Tokens/s counts generated tokens over the wall time of the
  * generate call (prefill included). Run: `npx tsc -p tsconfig.json && node dist/bench/generate.js
- * [--new-tokens 64] [--big-new-tokens 16] [--big-prompt 32] [--skip-big]`.
+ * [--new-tokens 64] [--big-new-tokens 16] [--big-prompt 32] [--dtype float32|bfloat16] [--skip-big]`.
  */
 import { join } from 'node:path';
 import { dirname } from 'node:path';
@@ -31,12 +31,12 @@ const QWEN3_0_6B: Qwen3Config = {
 };
 
 /** Qwen3-0.6B's tensors with N(0, 0.02²) matrices and unit norms (seeded), float32. */
-function randomQwen3(c: Qwen3Config): Qwen3Model {
+function randomQwen3(c: Qwen3Config, dtype: torch.DType): Qwen3Model {
   torch.manualSeed(0);
   const [h, i, d, nq, nkv] = [c.hidden_size, c.intermediate_size, c.head_dim!, c.num_attention_heads, c.num_key_value_heads];
   const tensors = new Map<string, torch.Tensor>();
-  const normal = (name: string, shape: number[]) => tensors.set(name, torch.tidy(() => torch.randn(shape).mul(0.02)));
-  const ones = (name: string, shape: number[]) => tensors.set(name, torch.ones(shape));
+  const normal = (name: string, shape: number[]) => tensors.set(name, torch.tidy(() => torch.randn(shape).mul(0.02).to(dtype)));
+  const ones = (name: string, shape: number[]) => tensors.set(name, torch.ones(shape, { dtype }));
   normal('embed_tokens.weight', [c.vocab_size!, h]);
   ones('norm.weight', [h]);
   for (let l = 0; l < c.num_hidden_layers!; l++) {
@@ -60,16 +60,21 @@ function randomQwen3(c: Qwen3Config): Qwen3Model {
 interface Timing {
   tokens: number;
   seconds: number;
+  /** CPU seconds of this process (all threads): steadier than wall time on a shared machine. */
+  cpuSeconds: number;
 }
 
 function time(generator: Generator, requests: GenerationRequest[], useCache: boolean): Timing {
   const start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const results = generator.generateBatch(requests, { useCache });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { tokens: results.reduce((n, r) => n + r.tokenIds.length, 0), seconds };
+  const used = process.cpuUsage(cpu);
+  return { tokens: results.reduce((n, r) => n + r.tokenIds.length, 0), seconds, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
-const rate = (t: Timing) => `${(t.tokens / t.seconds).toFixed(1)} tok/s (${t.tokens} tokens in ${t.seconds.toFixed(2)} s)`;
+const rate = (t: Timing) =>
+  `${(t.tokens / t.seconds).toFixed(2)} tok/s wall (${t.tokens} tokens in ${t.seconds.toFixed(2)} s; ${t.cpuSeconds.toFixed(2)} CPU-s, ${(t.tokens / t.cpuSeconds).toFixed(2)} tok per CPU-s)`;
 
 async function main(): Promise<void> {
   console.log(`threads ${torch.getNumThreads()}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared: rates move with it)`);
@@ -84,18 +89,20 @@ async function main(): Promise<void> {
   console.log(`  without (full)   ${rate(time(tiny, [greedy(prompt, newTokens)], false))}`);
   const prompts = Array.from({ length: 8 }, (_, k) => prompt.slice(0, prompt.length - k));
   const batched = time(tiny, prompts.map((p) => greedy(p, newTokens)), true);
-  const oneByOne = prompts.map((p) => time(tiny, [greedy(p, newTokens)], true)).reduce((a, b) => ({ tokens: a.tokens + b.tokens, seconds: a.seconds + b.seconds }));
+  const oneByOne = prompts.map((p) => time(tiny, [greedy(p, newTokens)], true)).reduce((a, b) => ({ tokens: a.tokens + b.tokens, seconds: a.seconds + b.seconds, cpuSeconds: a.cpuSeconds + b.cpuSeconds }));
   console.log(`  8 prompts batched ${rate(batched)}; one by one ${rate(oneByOne)}`);
   tiny.dispose();
 
   if (argv.includes('--skip-big')) return;
   const bigNew = num('--big-new-tokens', 16);
   const bigPrompt = num('--big-prompt', 32);
-  const lm = new Qwen3ForCausalLM(randomQwen3(QWEN3_0_6B));
+  const dtypeArg = argv.indexOf('--dtype');
+  const dtype: torch.DType = dtypeArg >= 0 && argv[dtypeArg + 1] === 'bfloat16' ? 'bfloat16' : 'float32';
+  const lm = new Qwen3ForCausalLM(randomQwen3(QWEN3_0_6B, dtype));
   const big = new Generator(lm, tiny.tokenizer, { eosTokenIds: [151645], sampling: {} });
   const ids = Array.from({ length: bigPrompt }, (_, k) => (k * 7919) % 151000);
   time(big, [greedy(ids, 2)], true); // warm-up
-  console.log(`\nQwen3-0.6B shapes (28 layers, hidden 1024, random weights, float32), prompt ${bigPrompt} tokens, ${bigNew} new, greedy, batch 1`);
+  console.log(`\nQwen3-0.6B shapes (28 layers, hidden 1024, random weights, ${dtype}), prompt ${bigPrompt} tokens, ${bigNew} new, greedy, batch 1`);
   console.log(`  with KV cache    ${rate(time(big, [greedy(ids, bigNew)], true))}`);
   console.log(`  without (full)   ${rate(time(big, [greedy(ids, bigNew)], false))}`);
   big.dispose();
