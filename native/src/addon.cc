@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
+#include <c10/util/Logging.h>
 #include <torch/version.h>
 
 #include <dlfcn.h>
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -69,16 +71,29 @@ std::vector<at::Tensor> Args::tensorList(size_t i) const {
   return out;
 }
 
+namespace {
+// int64 from a JS number: whole and within [−2^63, 2^63) — casting anything else is undefined behaviour.
+int64_t WholeInt64(double v, const std::string& where) {
+  if (!std::isfinite(v) || std::floor(v) != v) throw std::invalid_argument(where + " must be an integer, got " + c10::str(v));
+  if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) throw std::invalid_argument(where + " = " + c10::str(v) + " is outside the int64 range");
+  return static_cast<int64_t>(v);
+}
+
+// int64 from a JS BigInt, refused when it does not fit (N-API would wrap it silently).
+int64_t BigInt64(Napi::Value v, const std::string& where) {
+  bool lossless = true;
+  const int64_t out = v.As<Napi::BigInt>().Int64Value(&lossless);
+  if (!lossless) throw std::invalid_argument(where + " (a BigInt) is outside the int64 range");
+  return out;
+}
+}  // namespace
+
 int64_t Args::i64(size_t i) const {
   need(i, "an integer");
-  if (info_[i].IsBigInt()) {
-    bool lossless = true;
-    return info_[i].As<Napi::BigInt>().Int64Value(&lossless);
-  }
-  if (!info_[i].IsNumber()) throw std::invalid_argument("argument " + std::to_string(i) + " must be an integer");
-  double v = info_[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(v) || std::floor(v) != v) throw std::invalid_argument("argument " + std::to_string(i) + " must be an integer, got " + std::to_string(v));
-  return static_cast<int64_t>(v);
+  const std::string where = "argument " + std::to_string(i);
+  if (info_[i].IsBigInt()) return BigInt64(info_[i], where);
+  if (!info_[i].IsNumber()) throw std::invalid_argument(where + " must be an integer");
+  return WholeInt64(info_[i].As<Napi::Number>().DoubleValue(), where);
 }
 
 std::optional<int64_t> Args::optI64(size_t i) const {
@@ -116,9 +131,14 @@ std::vector<int64_t> Args::intList(size_t i) const {
   std::vector<int64_t> out(arr.Length());
   for (uint32_t k = 0; k < arr.Length(); ++k) {
     Napi::Value v = arr.Get(k);
-    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-    if (!std::isfinite(d) || std::floor(d) != d) throw std::invalid_argument("argument " + std::to_string(i) + " must hold integers only");
-    out[k] = static_cast<int64_t>(d);
+    const std::string where = "element " + std::to_string(k) + " of argument " + std::to_string(i);
+    if (v.IsBigInt()) {
+      out[k] = BigInt64(v, where);
+      continue;
+    }
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(d) || std::floor(d) != d) throw std::invalid_argument("argument " + std::to_string(i) + " must hold integers only (" + where + " is " + (v.IsNumber() ? c10::str(d) : "not a number") + ")");
+    out[k] = WholeInt64(d, where);
   }
   return out;
 }
@@ -132,10 +152,7 @@ at::Scalar Args::scalar(size_t i) const {
   need(i, "a number");
   Napi::Value v = info_[i];
   if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
-  if (v.IsBigInt()) {
-    bool lossless = true;
-    return at::Scalar(static_cast<int64_t>(v.As<Napi::BigInt>().Int64Value(&lossless)));
-  }
+  if (v.IsBigInt()) return at::Scalar(BigInt64(v, "argument " + std::to_string(i)));
   if (!v.IsNumber()) throw std::invalid_argument("argument " + std::to_string(i) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
   // A JS number that is a whole value within 2^53 behaves like a Python int (keeps integer
@@ -276,7 +293,7 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "getNumThreads", [](Args&) { return static_cast<int64_t>(at::get_num_threads()); });
   Def(env, exports, "setNumThreads", [](Args& a) {
     int64_t n = a.i64(0);
-    if (n < 1) throw std::invalid_argument("setNumThreads needs n >= 1, got " + std::to_string(n));
+    if (n < 1 || n > 65536) throw std::invalid_argument("setNumThreads needs 1 <= n <= 65536, got " + std::to_string(n));
     at::set_num_threads(static_cast<int>(n));
     SetOpenBlasThreads(static_cast<int>(n));
     return a.env().Undefined();
@@ -308,6 +325,8 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
     gen.set_state(a.tensor(0));
     return true;
   });
+  // A test seam for Def's last-resort handler: throws something that is not a std::exception.
+  Def(env, exports, "throwNonStdExceptionForTest", [](Args&) -> bool { throw 42; });
   Def(env, exports, "isGradEnabled", [](Args&) { return c10::GradMode::is_enabled(); });
   Def(env, exports, "setGradEnabled", [](Args& a) {
     c10::GradMode::set_enabled(a.boolean(0, true));
@@ -396,7 +415,25 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
 
 }  // namespace embtune
 
+namespace embtune {
+namespace {
+// libtorch's errors (c10::Error) capture and symbolise a C++ backtrace when constructed: about
+// 17 ms each here, paid on every bad input though the messages embtune shows never include it
+// (what_without_backtrace). An empty fetcher makes them cost microseconds; EMBTUNE_CPP_BACKTRACES=1
+// keeps them. Process-wide, so set once across JS environments.
+void QuietLibtorchBacktraces() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* keep = std::getenv("EMBTUNE_CPP_BACKTRACES");
+    if (keep != nullptr && std::strcmp(keep, "1") == 0) return;
+    c10::SetStackTraceFetcher(std::function<std::string()>([] { return std::string("(C++ backtrace off; EMBTUNE_CPP_BACKTRACES=1 shows it)"); }));
+  });
+}
+}  // namespace
+}  // namespace embtune
+
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  embtune::QuietLibtorchBacktraces();
   embtune::tensor_table::InitEnvironment(env);  // one table per JS environment (main thread, each worker)
   embtune::InstallCachingCpuAllocator();
   embtune::RegisterRuntime(env, exports);

@@ -86,6 +86,9 @@ void Def(Napi::Env env, Napi::Object exports, const char* name, Fn fn) {
       ThrowOpError(args, name, e.what_without_backtrace());
     } catch (const std::exception& e) {
       ThrowOpError(args, name, e.what());
+    } catch (...) {
+      // Anything else thrown across the addon boundary would terminate the process.
+      ThrowOpError(args, name, "an unknown C++ exception");
     }
   };
   exports.Set(name, Napi::Function::New(env, wrapped, name));

@@ -107,6 +107,12 @@ void RegisterLoraOps(Napi::Env env, Napi::Object exports) {
     if (!(p > 0 && p < 1)) throw std::invalid_argument("p must be in (0, 1); without dropout use linear");
     const at::Tensor& x = a.tensor(0);
     const at::Tensor& weight = a.tensor(1);
+    if (x.device() != weight.device()) throw std::invalid_argument("x (" + x.device().str() + ") and weight (" + weight.device().str() + ") must be on one device");
+    if (!at::isFloatingType(weight.scalar_type())) throw std::invalid_argument(std::string("weight must be a floating-point tensor, got ") + c10::toString(weight.scalar_type()));
+    if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1)) throw std::invalid_argument("x [..., in] and weight [out, in] do not fit");
+    // The fused loops read host memory: elsewhere (CUDA) the composition, whose kernels draw on
+    // that device's generator (gradient checkpointing replays CPU draws only there).
+    if (!x.device().is_cpu()) return at::linear(at::dropout(x.to(weight.scalar_type()), p, true), weight);
     // No graph to record (no_grad, or nothing that trains): the same draws and values, no mask kept.
     if (!c10::GradMode::is_enabled() || !(x.requires_grad() || weight.requires_grad())) {
       return at::linear(DropAndPack(x.to(weight.scalar_type()).contiguous(), p, nullptr), weight);

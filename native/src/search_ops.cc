@@ -50,19 +50,28 @@ struct RowHeap {
   }
 };
 
-void CheckHeapArgs(const at::Tensor& block, const at::Tensor& scores, const at::Tensor& indices, const at::Tensor& sizes, int64_t q0) {
+// Everything the merge loop trusts, checked before it runs: the tensors' devices, dtypes, shapes
+// and layouts, the block's place among the heaps, corpus indices that fit int32, and every heap
+// size the block touches within [0, k] (a size outside it would index past the row).
+void CheckHeapArgs(const at::Tensor& block, const at::Tensor& scores, const at::Tensor& indices, const at::Tensor& sizes, int64_t q0, int64_t c0) {
   if (block.dim() != 2 || block.scalar_type() != at::kFloat || !block.is_contiguous() || !block.device().is_cpu()) throw std::invalid_argument("the block must be a contiguous 2-D float32 CPU tensor");
-  if (scores.dim() != 2 || scores.scalar_type() != at::kFloat || !scores.is_contiguous()) throw std::invalid_argument("heap scores must be a contiguous [queries, k] float32 tensor");
-  if (indices.sizes() != scores.sizes() || indices.scalar_type() != at::kInt || !indices.is_contiguous()) throw std::invalid_argument("heap indices must be a contiguous int32 tensor shaped as the heap scores");
-  if (sizes.dim() != 1 || sizes.size(0) != scores.size(0) || sizes.scalar_type() != at::kInt || !sizes.is_contiguous()) throw std::invalid_argument("heap sizes must be a contiguous int32 [queries] tensor");
-  if (q0 < 0 || q0 + block.size(0) > scores.size(0)) throw std::invalid_argument("block rows fall outside the heaps");
+  if (scores.dim() != 2 || scores.scalar_type() != at::kFloat || !scores.is_contiguous() || !scores.device().is_cpu()) throw std::invalid_argument("heap scores must be a contiguous [queries, k] float32 tensor on the CPU");
+  if (indices.sizes() != scores.sizes() || indices.scalar_type() != at::kInt || !indices.is_contiguous() || !indices.device().is_cpu()) throw std::invalid_argument("heap indices must be a contiguous int32 tensor on the CPU, shaped as the heap scores");
+  if (sizes.dim() != 1 || sizes.size(0) != scores.size(0) || sizes.scalar_type() != at::kInt || !sizes.is_contiguous() || !sizes.device().is_cpu()) throw std::invalid_argument("heap sizes must be a contiguous int32 [queries] tensor on the CPU");
+  if (q0 < 0 || q0 > scores.size(0) - block.size(0)) throw std::invalid_argument("block rows fall outside the heaps (q0 " + std::to_string(q0) + ", " + std::to_string(block.size(0)) + " rows, " + std::to_string(scores.size(0)) + " heaps)");
+  if (c0 < 0 || c0 > std::numeric_limits<int32_t>::max() - block.size(1)) throw std::invalid_argument("corpus indices c0 " + std::to_string(c0) + " + " + std::to_string(block.size(1)) + " columns do not fit int32");
+  const int64_t k = scores.size(1);
+  const int32_t* heap_sizes = sizes.data_ptr<int32_t>();
+  for (int64_t q = q0; q < q0 + block.size(0); ++q) {
+    if (heap_sizes[q] < 0 || heap_sizes[q] > k) throw std::invalid_argument("heap size " + std::to_string(heap_sizes[q]) + " of query " + std::to_string(q) + " is outside [0, k = " + std::to_string(k) + "]");
+  }
 }
 
 // Offers block[r, j] (query q0 + r, corpus entry c0 + j) to the heaps. Corpus indices only grow
 // from one call to the next, so a score equal to a full heap's root comes from a higher index and
 // loses the tie: the strict `>` against the root is the tie rule. NaN never passes `>`.
 void OfferBlock(const at::Tensor& block, at::Tensor& scores, at::Tensor& indices, at::Tensor& sizes, int64_t q0, int64_t c0) {
-  CheckHeapArgs(block, scores, indices, sizes, q0);
+  CheckHeapArgs(block, scores, indices, sizes, q0, c0);
   const int64_t rows = block.size(0);
   const int64_t cols = block.size(1);
   const int64_t k = scores.size(1);
@@ -103,7 +112,15 @@ void RegisterSearchOps(Napi::Env env, Napi::Object exports) {
   // out ← a·b into an existing tensor (at::mm_out): the search reuses one score buffer.
   Def(env, exports, "mmOut", [](Args& a) {
     at::Tensor out = a.tensor(0);
-    at::mm_out(out, a.tensor(1), a.tensor(2));
+    const at::Tensor& x = a.tensor(1);
+    const at::Tensor& y = a.tensor(2);
+    // at::mm_out would resize (reallocate) an out of another shape with a warning; the caller's
+    // reused buffer must be exactly the product's.
+    if (x.dim() != 2 || y.dim() != 2) throw std::invalid_argument("a and b must be matrices");
+    if (out.dim() != 2 || out.size(0) != x.size(0) || out.size(1) != y.size(1) || !out.is_contiguous()) {
+      throw std::invalid_argument("out must be a contiguous [" + std::to_string(x.size(0)) + ", " + std::to_string(y.size(1)) + "] tensor (the product's shape)");
+    }
+    at::mm_out(out, x, y);
     return true;
   });
   Def(env, exports, "topkHeapOffer", [](Args& a) {

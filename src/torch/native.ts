@@ -45,6 +45,8 @@ export interface NativeTorch {
   getRngState(): H;
   setRngState(state: H): boolean;
   isGradEnabled(): boolean;
+  /** Throws a non-std C++ exception (tests the wrapper's last-resort handler). */
+  throwNonStdExceptionForTest(): boolean;
   setGradEnabled(enabled: boolean): void;
   liveTensors(): number;
   reportedBytes(): number;
