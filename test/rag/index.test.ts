@@ -14,6 +14,7 @@ import { identityOf, indexDocuments } from '../../src/rag/indexer.js';
 import { searchIndex } from '../../src/rag/search.js';
 import { RagStore } from '../../src/rag/store.js';
 import { RagSearcher } from '../../src/rag/searcher.js';
+import { openRagServing } from '../../src/serve/routes/search.js';
 import { FIXTURES, SHARED } from '../helpers.js';
 
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
@@ -110,6 +111,30 @@ test('an index refuses another model or adapter, and other metadata fields, with
   }
   await assert.rejects(build(db, file, { fields: ['topic'] }), /stores the metadata fields \[topic,year\], this run asks for \[topic\]/);
   assert.equal((await build(db, file)).unchanged, 5);
+});
+
+test('an index built with an adapter is searched with that adapter, and a server must serve it', async () => {
+  const db = join(dir, 'adapter');
+  const adapted = await Embedder.load(QWEN, { adapter: LORA });
+  try {
+    await build(db, writeDocs('adapter.jsonl', corpus.slice(0, 6)), { embedder: adapted, adapter: LORA });
+    const searcher = await RagSearcher.open(db);
+    try {
+      const query = '赤潮的防治方法';
+      assert.deepEqual(Array.from(searcher.encodeQuery(query)), Array.from(adapted.embed([query], { kind: 'query' })[0]!));
+      assert.notDeepEqual(Array.from(searcher.encodeQuery(query)), Array.from(qwen.embed([query], { kind: 'query' })[0]!));
+    } finally {
+      searcher.dispose();
+    }
+  } finally {
+    adapted.dispose();
+  }
+  const model = { folder: QWEN, id: 'qwen3-tiny' };
+  await assert.rejects(openRagServing(db, model, [], undefined), /was built with the adapter .*qwen3-tiny-lora: serve it too, with --adapter NAME=/);
+  const serving = await openRagServing(db, model, [{ name: 'agri', dir: LORA }], undefined);
+  assert.equal(serving.adapter, 'agri');
+  serving.store.close();
+  await assert.rejects(openRagServing(db, { folder: BERT, id: 'bert' }, [{ name: 'agri', dir: LORA }], undefined), /but the server's --model .*bert-tiny has other weights/);
 });
 
 test('the index keys the model by the content of its files: a copy elsewhere is the same model, an edited file is not', async () => {
