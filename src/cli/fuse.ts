@@ -74,7 +74,7 @@ export function registerFuse(program: Command): void {
     .option('--base <dir|org/name>', 'TIES / DARE (and optionally multi-model SLERP): the model the inputs were fine-tuned from; task vectors are input − base')
     .option('--seed <n>', 'DARE: seed of the random drop masks', number('--seed', Number.isInteger, 'an integer'), 42)
     .option('--lambda <x>', 'TIES / DARE: scale of the mixed task vector (default 1)', number('--lambda'))
-    .option('--normalize <bool>', 'divide by the (masked) weight sum: true|false (default: mergekit\'s — on for linear, SLERP, TIES; off for DARE)', bool)
+    .option('--normalize <bool>', 'divide by the (masked) weight sum: true|false (default: mergekit\'s — on for linear and TIES, off for DARE)', bool)
     .addOption(new Option('--as-adapter <kind>', 'with --adapters: write a PEFT adapter instead of the merged model — cat (exact, rank Σ rᵢ; --method linear), svd (rank --rank, truncation error reported), linear (PEFT\'s own A/B combination: approximate)').choices(['cat', 'svd', 'linear']))
     .option('--rank <r>', 'with --as-adapter svd: the rank of the adapter (default: the largest input rank)', positiveInt('--rank'))
     .requiredOption('--output <dir>', 'where to write the fused model (or adapter)')

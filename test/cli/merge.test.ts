@@ -126,6 +126,15 @@ test('embtune merge warns loudly about an adapter whose lora_B is all zero, and 
     assert.match(r.stdout, /parity: /);
     assert.match(r.stderr, /WARNING: THE ADAPTER CHANGES NOTHING/);
     assert.match(r.stderr, /lora_B all zero/);
+    // Target names that match no layer of the model: refused with the reason, nothing written.
+    const wrong = join(dir, 'wrong');
+    mkdirSync(wrong);
+    writeFileSync(join(wrong, 'adapter_model.safetensors'), readFileSync(join(ADAPTER, 'adapter_model.safetensors')));
+    writeFileSync(join(wrong, 'adapter_config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(ADAPTER, 'adapter_config.json'), 'utf8')), target_modules: ['c_attn', 'c_proj'] }));
+    const refused = embtune('merge', '--model', QWEN, '--adapter', wrong, '--output', join(dir, 'W'));
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /target_modules \["c_attn","c_proj"\] does not select/);
+    assert.ok(!existsSync(join(dir, 'W', 'model.safetensors')));
     const missing = embtune('merge', '--model', QWEN, '--adapter', join(dir, 'nope'), '--output', join(dir, 'X'));
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /--adapter .*no such folder/);
