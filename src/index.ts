@@ -5,6 +5,6 @@ export { loadTokenizer, type Tokenizer } from './tokenizers/index.js';
 export { resolveModel } from './formats/hub.js';
 export { mineHardNegatives, embedderEncoder, rerankerCrossEncoder, type MiningOptions, type MiningEncoder, type MiningResult } from './mine/index.js';
 export { LoraAdapter } from './models/lora/index.js';
-export { mergeAndVerify, mergeAdapterFolder, saveModelFolder, type MergeOptions, type MergeResult } from './merge/index.js';
+export { fuse, mergeAndVerify, mergeAdapterFolder, saveModelFolder, verifyMerge, type FuseOptions, type FuseRunResult, type MergeOptions, type MergeResult } from './merge/index.js';
 export { trainTestSplit, readRecords, writeRecords } from './data/index.js';
 export { train, trainConfig, type TrainConfig, type TrainRun } from './train/index.js';
