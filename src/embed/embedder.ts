@@ -11,6 +11,7 @@
 import { Tensor, fromTypedArray, noGrad, tidy, type DType } from '../torch/index.js';
 import { pool, finishEmbedding, lastTokenPositions } from '../models/pooling.js';
 import { loadEncoder, type EmbeddingModelInfo, type Encoder } from '../models/registry.js';
+import type { LayerHook } from '../models/forward.js';
 import { LoraAdapter } from '../models/lora/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
@@ -45,6 +46,11 @@ export interface EmbedOptions {
   normalize?: boolean;
   paddingSide?: 'left' | 'right';
   maxLength?: number;
+  /**
+   * Which end of a text past `maxLength` is cut: 'right' (default, HF's truncation side) keeps
+   * its start, 'left' keeps its end (TEI's `truncation_direction: "Left"`); special tokens stay.
+   */
+  truncationSide?: 'left' | 'right';
   onProgress?: (p: EmbedProgress) => void;
 }
 
@@ -88,6 +94,17 @@ export function batches(sortedLengths: number[], batchSize: number, maxBatchToke
   return out;
 }
 
+/**
+ * `row` cut to `maxLength` tokens by dropping content from its start: the first `prefix` and
+ * last `suffix` tokens (the special tokens) stay.
+ */
+function keepEnd(row: TokenIds, maxLength: number, prefix: number, suffix: number): TokenIds {
+  if (row.length <= maxLength) return row;
+  const keep = maxLength - prefix - suffix;
+  if (keep < 0) throw new RangeError(`maxLength ${maxLength} leaves no room for the ${prefix + suffix} special tokens this tokenizer adds`);
+  return [...row.slice(0, prefix), ...row.slice(row.length - suffix - keep)];
+}
+
 export interface LoadOptions {
   /** Weights and activations dtype (default float32). */
   dtype?: DType;
@@ -105,6 +122,8 @@ export interface EncodeOptions {
   dims?: number;
   /** L2-normalise (default: what the model folder says; Qwen3: yes). */
   normalize?: boolean;
+  /** How the encoder's layers run (gradient checkpointing while training; default directly). */
+  layerHook?: LayerHook;
 }
 
 export class Embedder {
@@ -158,7 +177,7 @@ export class Embedder {
    */
   encodeTokens(inputIds: Tensor, attentionMask: Tensor, opts: EncodeOptions = {}): Tensor {
     return tidy(() => {
-      const pooled = this.pooledStates(inputIds, attentionMask);
+      const pooled = this.pooledStates(inputIds, attentionMask, opts.layerHook);
       const wide = pooled.dtype === 'float64' || pooled.dtype === 'float32' ? pooled : pooled.to('float32');
       return finishEmbedding(wide, { dims: opts.dims, normalize: opts.normalize ?? this.info.normalize });
     });
@@ -168,11 +187,11 @@ export class Embedder {
    * Hidden states pooled [B, H]. For last-token pooling the encoder is asked for the pooled
    * positions only (a decoder then runs its last layer for them alone: the same vectors, ~3% less work).
    */
-  private pooledStates(inputIds: Tensor, attentionMask: Tensor): Tensor {
+  private pooledStates(inputIds: Tensor, attentionMask: Tensor, layerHook?: LayerHook): Tensor {
     if (this.info.pooling === 'lasttoken') {
-      return this.encoder.forward(inputIds, attentionMask, { outputPositions: lastTokenPositions(attentionMask) }).squeeze(1);
+      return this.encoder.forward(inputIds, attentionMask, { outputPositions: lastTokenPositions(attentionMask), layerHook }).squeeze(1);
     }
-    return pool(this.info.pooling, this.encoder.forward(inputIds, attentionMask), attentionMask);
+    return pool(this.info.pooling, this.encoder.forward(inputIds, attentionMask, { layerHook }), attentionMask);
   }
 
   /** Pads token id rows into a batch with this model's pad id (default: its padding side). */
@@ -203,6 +222,11 @@ export class Embedder {
     const maxLength = opts.maxLength ?? this.info.maxLength;
     const eos = this.info.family === 'qwen3' ? this.tokenizer.tokenId('<|endoftext|>') : undefined;
     const appendEos = eos !== undefined && !this.tokenizer.template.suffix.includes(eos);
+    if (opts.truncationSide === 'left') {
+      const whole = this.tokenize(texts, { ...opts, truncationSide: 'right', maxLength: Number.MAX_SAFE_INTEGER });
+      const { prefix, suffix } = this.tokenizer.template;
+      return whole.map((row) => keepEnd(row, maxLength, prefix.length, suffix.length + (appendEos ? 1 : 0)));
+    }
     const rows = this.tokenizer.encodeBatch(
       texts.map((t) => this.prepare(t, opts)),
       { addSpecialTokens: true, truncation: true, maxLength: appendEos ? maxLength - 1 : maxLength, padding: false },

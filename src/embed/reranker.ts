@@ -14,10 +14,17 @@ export const RERANK_PREFIX =
   '<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n';
 export const RERANK_SUFFIX = '<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n';
 
+/** Tokens per pair, template included, unless `maxLength` says otherwise (the official example's limit). */
+export const RERANK_MAX_LENGTH = 8192;
+
 export interface RerankOptions {
   instruction?: string;
   batchSize?: number;
   maxLength?: number;
+  /** Which end of a body past `maxLength` is cut: 'right' (default, as the official example) keeps its start, 'left' its end. */
+  truncationSide?: 'left' | 'right';
+  /** Score as the logit margin log P(yes) − log P(no) (TEI's `raw_scores`) instead of P(yes). */
+  raw?: boolean;
   onProgress?: (p: { done: number; total: number }) => void;
 }
 
@@ -83,18 +90,23 @@ export class Reranker {
   /** The token ids the model sees for one pair: prefix + body (truncated) + suffix. */
   pairIds(query: string, document: string, opts: RerankOptions = {}): TokenIds {
     const body = `<Instruct>: ${opts.instruction ?? DEFAULT_QWEN3_TASK}\n<Query>: ${query}\n<Document>: ${document}`;
-    const budget = (opts.maxLength ?? 8192) - this.prefixIds.length - this.suffixIds.length;
+    const budget = (opts.maxLength ?? RERANK_MAX_LENGTH) - this.prefixIds.length - this.suffixIds.length;
     if (budget < 1) throw new Error(`maxLength ${opts.maxLength} leaves no room for the query and document`);
-    const bodyIds = this.tokenizer.encode(body, { addSpecialTokens: false }).slice(0, budget);
+    const whole = this.tokenizer.encode(body, { addSpecialTokens: false });
+    const bodyIds = opts.truncationSide === 'left' ? whole.slice(Math.max(0, whole.length - budget)) : whole.slice(0, budget);
     return [...this.prefixIds, ...bodyIds, ...this.suffixIds];
   }
 
   /** P(yes) for each (query, document) pair, in input order. */
   scorePairs(pairs: { query: string; document: string }[], opts: RerankOptions = {}): number[] {
+    return this.scoreIds(pairs.map((p) => this.pairIds(p.query, p.document, opts)), opts);
+  }
+
+  /** The score of each pair given as its token ids (as `pairIds` makes them), in input order. */
+  scoreIds(ids: TokenIds[], opts: RerankOptions = {}): number[] {
     const batchSize = opts.batchSize ?? 8;
-    const ids = pairs.map((p) => this.pairIds(p.query, p.document, opts));
     const order = ids.map((_, i) => i).sort((a, b) => ids[b]!.length - ids[a]!.length || a - b);
-    const scores = new Array<number>(pairs.length);
+    const scores = new Array<number>(ids.length);
     const yesNo = fromTypedArray(new BigInt64Array([BigInt(this.noId), BigInt(this.yesId)]));
     for (let start = 0; start < order.length; start += batchSize) {
       const members = order.slice(start, start + batchSize);
@@ -107,7 +119,8 @@ export class Reranker {
           // Only the two logits that matter: [no, yes] = last · E[{no, yes}]ᵀ.
           const head = this.model.weights.get(this.model.weights.has('lm_head.weight') ? 'lm_head.weight' : 'embed_tokens.weight');
           const logits = F.linear(last, head.index_select(0, yesNo)).float();
-          return F.log_softmax(logits, -1).select(1, 1).exp().toTypedArray<'float32'>();
+          const logP = F.log_softmax(logits, -1);
+          return (opts.raw ? logP.select(1, 1).sub(logP.select(1, 0)) : logP.select(1, 1).exp()).toTypedArray<'float32'>();
         }),
       );
       members.forEach((i, k) => (scores[i] = pYes[k]!));

@@ -1,0 +1,145 @@
+/**
+ * The messages between the HTTP thread and the model worker (worker_threads). The worker owns
+ * every tensor and the tokenizers; the HTTP thread sends plain data and gets plain data back
+ * (embeddings as one transferred Float32Array), so no tensor handle ever crosses threads
+ * (native/src/tensor_table.h refuses one that does).
+ */
+import type { ServeLimits } from './options.js';
+
+export type TruncationSide = 'left' | 'right';
+
+/** One input to embed: a text (gets the prompt) or token ids (used as given, as TEI and OpenAI do). */
+export type EmbedInput = string | number[];
+
+export interface EmbedJob {
+  op: 'embed';
+  /** An adapter name, or undefined for the base model. */
+  adapter: string | undefined;
+  /** 'query' gets the model's query prompt (Qwen3: `Instruct: {task}\nQuery:`), 'document' none. */
+  kind: 'query' | 'document';
+  inputs: EmbedInput[];
+  /** Cut inputs past the limit (else 422). */
+  truncate: boolean;
+  side: TruncationSide;
+  dims: number | undefined;
+  normalize: boolean | undefined;
+}
+
+export interface RerankJob {
+  op: 'rerank';
+  adapter: string | undefined;
+  query: string;
+  documents: string[];
+  truncate: boolean;
+  side: TruncationSide;
+  /** TEI `raw_scores`: the logit margin instead of P(yes). */
+  raw: boolean;
+  /** Cohere v2 `max_tokens_per_doc`: a document is cut to its first this many tokens first. */
+  maxDocumentTokens: number | undefined;
+}
+
+export interface TokenizeJob {
+  op: 'tokenize';
+  inputs: string[];
+  addSpecialTokens: boolean;
+  kind: 'query' | 'document' | undefined;
+}
+
+export interface DecodeJob {
+  op: 'decode';
+  ids: number[][];
+  skipSpecialTokens: boolean;
+}
+
+export type Job = EmbedJob | RerankJob | TokenizeJob | DecodeJob;
+
+/** Time spent per stage of one request, in milliseconds (TEI's x-*-time headers). */
+export interface Timings {
+  tokenization: number;
+  queue: number;
+  inference: number;
+}
+
+export interface EmbedResult {
+  /** Row-major [inputs, width] float32. */
+  vectors: Float32Array;
+  width: number;
+  tokens: number;
+  timings: Timings;
+}
+
+export interface RerankResult {
+  scores: number[];
+  tokens: number;
+  timings: Timings;
+}
+
+export interface TokenInfo {
+  id: number;
+  text: string;
+  special: boolean;
+  /** UTF-8 byte offsets into the input (TEI), start = stop for special tokens. */
+  start: number;
+  stop: number;
+}
+
+export interface TokenizeResult {
+  tokens: TokenInfo[][];
+}
+
+export interface DecodeResult {
+  texts: string[];
+}
+
+export type JobResult<J extends Job> = J extends EmbedJob ? EmbedResult : J extends RerankJob ? RerankResult : J extends TokenizeJob ? TokenizeResult : DecodeResult;
+
+/** A refusal the worker computed (an input past the token limit, an id out of the vocabulary, …). */
+export interface JobError {
+  status: number;
+  type: string;
+  message: string;
+}
+
+/** What the worker was loaded with. */
+export interface LoadedModels {
+  embedding: { id: string; family: string; dims: number; pooling: string; maxInputLength: number; normalize: boolean; prompts: string[] } | undefined;
+  reranker: { id: string; maxInputLength: number } | undefined;
+  /** Adapter name → the base ids it applies to. */
+  adapters: { name: string; dir: string; bases: ('embedding' | 'reranker')[] }[];
+  dtype: string;
+  threads: number;
+  /** Id of the tokenizer /tokenize and /decode use (the embedding model's, else the reranker's). */
+  vocabSize: number;
+}
+
+export interface WorkerInit {
+  embedding: { folder: string; id: string } | undefined;
+  reranker: { folder: string; id: string } | undefined;
+  adapters: { name: string; dir: string }[];
+  dtype: 'float32' | 'bfloat16';
+  threads: number | undefined;
+  limits: ServeLimits;
+}
+
+/** HTTP thread → worker. */
+export type ToWorker = { type: 'job'; id: number; job: Job } | { type: 'cancel'; id: number } | { type: 'close' };
+
+/** One forward pass, for the metrics. */
+export interface BatchStats {
+  task: 'embed' | 'rerank';
+  rows: number;
+  requests: number;
+  tokens: number;
+  seconds: number;
+  /** Rows of each forward pass. */
+  passes: number[];
+}
+
+/** Worker → HTTP thread. */
+export type FromWorker =
+  | { type: 'ready'; models: LoadedModels }
+  | { type: 'failed'; message: string }
+  | { type: 'done'; id: number; result: EmbedResult | RerankResult | TokenizeResult | DecodeResult }
+  | { type: 'refused'; id: number; error: JobError }
+  | { type: 'batch'; stats: BatchStats }
+  | { type: 'closed' };
