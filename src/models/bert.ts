@@ -11,7 +11,7 @@
 import { F, Tensor, arange, noGrad, tidy, zeros_like, type DType } from '../torch/index.js';
 import { ModelLoadError, WeightStore, linear, loadModelFolder, rootWeights, scoped, type LinearAdapter, type LinearModule, type Weights } from './weights.js';
 import { finfoMin } from './qwen3.js';
-import { gatherPositions, type ForwardOptions } from './forward.js';
+import { gatherPositions, runLayer, type ForwardOptions, type LayerHook } from './forward.js';
 
 export interface BertConfig {
   model_type?: string;
@@ -91,14 +91,14 @@ export class BertModel {
    * [B, L, H], or [B, 1, H] at `outputPositions` [B] (every token is computed either way).
    */
   forward(inputIds: Tensor, attentionMask: Tensor, opts: ForwardOptions & { tokenTypeIds?: Tensor } = {}): Tensor {
-    const hidden = this.lastHiddenState(inputIds, attentionMask, opts.tokenTypeIds);
+    const hidden = this.lastHiddenState(inputIds, attentionMask, opts.tokenTypeIds, opts.layerHook);
     if (!opts.outputPositions) return hidden;
     const picked = tidy(() => gatherPositions(hidden, opts.outputPositions!));
     hidden.dispose();
     return picked;
   }
 
-  private lastHiddenState(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor): Tensor {
+  private lastHiddenState(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor, layerHook?: LayerHook): Tensor {
     const w = this.lookup();
     const length = inputIds.size(1) as number;
     if (length > this.config.max_position_embeddings) {
@@ -113,9 +113,11 @@ export class BertModel {
       return layerNorm(w, 'embeddings.LayerNorm', embeddings, this.config.layer_norm_eps);
     });
     const mask = extendedMask(attentionMask, this.dtype);
-    for (let i = 0; i < this.config.num_hidden_layers; i++) {
+    const layers = this.config.num_hidden_layers;
+    for (let i = 0; i < layers; i++) {
       const input = hidden;
-      hidden = tidy(() => bertLayer(scoped(w, `encoder.layer.${i}`), this.config, input, mask));
+      const layer = scoped(w, `encoder.layer.${i}`);
+      hidden = runLayer(layerHook, { index: i, last: i === layers - 1, input, context: [mask], run: (x, [m]) => tidy(() => bertLayer(layer, this.config, x, m!)) });
       input.dispose();
     }
     mask.dispose();

@@ -15,7 +15,7 @@ import { F, Tensor, cat, full, arange, kernels, noGrad, tidy, dispose as torch_d
 import type { DType } from '../torch/index.js';
 import { ModelLoadError, WeightStore, linear, loadModelFolder, rootWeights, scoped, type LinearAdapter, type LinearModule, type Weights } from './weights.js';
 
-import { gatherPositions, type ForwardOptions } from './forward.js';
+import { gatherPositions, runLayer, type ForwardOptions } from './forward.js';
 import type { KVCache, LayerKVCache } from './kv_cache.js';
 
 export { scoped, type Weights } from './weights.js';
@@ -252,7 +252,17 @@ export class Qwen3Model {
     for (let i = 0; i < this.numLayers; i++) {
       const input = hidden;
       const last = i === this.numLayers - 1;
-      hidden = decoderLayer(scoped(w, `layers.${i}`), this.config, input, cos, sin, mask, last ? opts.outputPositions : undefined, opts.cache?.layer(i));
+      const positions = last ? opts.outputPositions : undefined;
+      const cache = opts.cache?.layer(i);
+      const layer = scoped(w, `layers.${i}`);
+      // The layer hook (gradient checkpointing) may recompute the layer later from kept copies of its context.
+      hidden = runLayer(opts.layerHook, {
+        index: i,
+        last,
+        input,
+        context: [cos, sin, mask],
+        run: (x, [c, s, m]) => decoderLayer(layer, this.config, x, c!, s!, m, positions, cache),
+      });
       input.dispose(); // only this handle: autograd keeps what backward needs
     }
     if (this.numLayers === 0 && opts.outputPositions) hidden = gatherPositions(hidden, opts.outputPositions);

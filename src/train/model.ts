@@ -7,25 +7,24 @@
  * no instruction on queries, `tokens(text) + <|endoftext|>`; BERT encoders get their own
  * `[CLS] … [SEP]`. Pooling and normalisation are the model's (Qwen3: last token, §3.2).
  *
- * Gradient checkpointing (Qwen3): the forward keeps only each decoder layer's input; backward
- * then recomputes one layer at a time with autograd and pushes the gradient through it —
- * HF's `gradient_checkpointing` per decoder layer, for the cost of one more forward.
+ * Gradient checkpointing (Qwen3 and BERT): the model's own forward with a layer hook
+ * (gradient_checkpointing.ts) keeps only each layer's input; backward then recomputes one layer
+ * at a time with autograd and pushes the gradient through it — HF's `gradient_checkpointing`
+ * per layer, for the cost of one more forward.
  */
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { F, Tensor, arange, dispose, enableGrad, isGradEnabled, keep, noGrad, tidy } from '../torch/index.js';
+import { Tensor, isGradEnabled, noGrad } from '../torch/index.js';
 import { Embedder } from '../embed/embedder.js';
 import { LoraAdapter } from '../models/lora/index.js';
 import { saveModelFolder } from '../merge/export.js';
-import { Qwen3Model, causalPaddingMask, decoderLayer, headDim, rotaryCosSin, scoped } from '../models/qwen3.js';
-import { lastTokenPositions, pool } from '../models/pooling.js';
-import { gatherPositions } from '../models/forward.js';
-import { getRngState, manualSeed, setRngState } from '../torch/creation.js';
+import { manualSeed } from '../torch/creation.js';
 import { SafetensorsCheckpoint } from '../formats/checkpoint.js';
 import type { TokenIds } from '../tokenizers/index.js';
 import { truncationStrategyOf, type TrainConfig } from './config.js';
 import type { Encoder } from '../models/registry.js';
 import type { TrainableModel } from './trainer.js';
+import { GradientCheckpointing } from './gradient_checkpointing.js';
 
 export interface LoadedTrainable {
   trainable: TrainableModel;
@@ -104,8 +103,8 @@ function maxLengthNote(config: TrainConfig, positions: number | undefined): stri
 }
 
 class EmbedderTrainable implements TrainableModel {
-  /** Decoder-layer inputs kept by a checkpointed forward, consumed by `backward`. */
-  private saved: { inputs: Tensor[]; rngStates: Tensor[]; top: Tensor; cos: Tensor; sin: Tensor; mask: Tensor } | undefined;
+  /** Gradient checkpointing through the model's own layer loop (a layer hook), when asked for. */
+  private readonly checkpointing: GradientCheckpointing | undefined;
 
   constructor(
     readonly embedder: Embedder,
@@ -114,9 +113,7 @@ class EmbedderTrainable implements TrainableModel {
     readonly params: Map<string, Tensor>,
     readonly adapter: LoraAdapter | undefined,
   ) {
-    if (config.gradientCheckpointing && !(embedder.encoder instanceof Qwen3Model)) {
-      throw new Error(`--gradient-checkpointing is implemented for Qwen3 models; ${embedder.info.family} models are small enough to train without it`);
-    }
+    this.checkpointing = config.gradientCheckpointing ? new GradientCheckpointing() : undefined;
   }
 
   get padTokenId(): number {
@@ -137,80 +134,16 @@ class EmbedderTrainable implements TrainableModel {
     return this.embedder.tokenize(texts, { kind: 'document', maxLength: 1 << 30 });
   }
 
+  /** Pooled states in float32; with gradient checkpointing (and autograd on) only the layers' inputs are kept. */
   encode(inputIds: Tensor, attentionMask: Tensor): Tensor {
-    if (this.config.gradientCheckpointing && this.embedder.encoder instanceof Qwen3Model && isGradEnabled()) {
-      return this.encodeCheckpointed(this.embedder.encoder, inputIds, attentionMask);
-    }
-    return this.embedder.encodeTokens(inputIds, attentionMask, { normalize: false });
-  }
-
-  /**
-   * Forward without storing activations: every layer but the last runs under no_grad and only its
-   * input is kept; the last layer (whose activations backward needs at once anyway), the final
-   * norm and pooling run with autograd from a leaf that stands for the last layer's input. For
-   * last-token pooling the last layer computes the pooled positions only (Qwen3Model.forward).
-   */
-  private encodeCheckpointed(model: Qwen3Model, inputIds: Tensor, attentionMask: Tensor): Tensor {
-    this.releaseSaved();
-    const w = model.lookup();
-    const length = inputIds.size(1) as number;
-    const [cos, sin] = rotaryCosSin(arange(length), headDim(model.config), model.config.rope_theta, model.dtype).map((t) => keep(t)) as [Tensor, Tensor];
-    const mask = keep(causalPaddingMask(attentionMask, model.dtype));
-    const inputs: Tensor[] = [];
-    const rngStates: Tensor[] = [];
-    let hidden = keep(noGrad(() => F.embedding(inputIds, w('embed_tokens.weight'))));
-    const last = model.numLayers - 1;
-    for (let i = 0; i < last; i++) {
-      inputs.push(hidden);
-      // The recompute must draw the same dropout masks (PyTorch's preserve_rng_state).
-      rngStates.push(keep(getRngState()));
-      const input = hidden;
-      hidden = keep(noGrad(() => decoderLayer(scoped(w, `layers.${i}`), model.config, input, cos, sin, mask)));
-    }
-    const top = keep(hidden.requires_grad_(true));
-    this.saved = { inputs, rngStates, top, cos, sin, mask };
-    const lastToken = this.embedder.info.pooling === 'lasttoken';
-    const positions = lastToken ? lastTokenPositions(attentionMask) : undefined;
-    let states = last >= 0 ? decoderLayer(scoped(w, `layers.${last}`), model.config, top, cos, sin, mask, positions) : top;
-    if (last < 0 && positions) states = gatherPositions(states, positions);
-    const normed = F.rms_norm(states, w('norm.weight'), model.config.rms_norm_eps);
-    const pooled = positions ? normed.squeeze(1) : pool(this.embedder.info.pooling, normed, attentionMask);
-    return pooled.dtype === 'float32' ? pooled : pooled.to('float32');
+    const checkpointing = this.checkpointing && isGradEnabled() ? this.checkpointing : undefined;
+    checkpointing?.release(); // a forward whose backward never ran (a non-finite loss)
+    return this.embedder.encodeTokens(inputIds, attentionMask, { normalize: false, layerHook: checkpointing?.hook });
   }
 
   backward(loss: Tensor): void {
-    loss.backward();
-    const saved = this.saved;
-    if (!saved) return;
-    this.saved = undefined;
-    const model = this.embedder.encoder as Qwen3Model;
-    const w = model.lookup();
-    let grad = saved.top.grad ? keep(saved.top.grad.detach()) : undefined;
-    const after = getRngState();
-    try {
-      for (let i = saved.inputs.length - 1; i >= 0 && grad; i--) {
-        const upstream: Tensor = grad;
-        grad = tidy(() => {
-          setRngState(saved.rngStates[i]!);
-          const x = saved.inputs[i]!.detach().requires_grad_(true);
-          const y = enableGrad(() => decoderLayer(scoped(w, `layers.${i}`), model.config, x, saved.cos, saved.sin, saved.mask));
-          y.backward(upstream);
-          return x.grad ? keep(x.grad.detach()) : undefined;
-        });
-        upstream.dispose();
-      }
-      grad?.dispose();
-    } finally {
-      setRngState(after);
-      dispose([after, ...saved.inputs, ...saved.rngStates, saved.top, saved.cos, saved.sin, saved.mask]);
-    }
-  }
-
-  private releaseSaved(): void {
-    if (!this.saved) return;
-    const s = this.saved;
-    dispose([...s.inputs, ...s.rngStates, s.top, s.cos, s.sin, s.mask]);
-    this.saved = undefined;
+    if (this.checkpointing?.pending) this.checkpointing.backward(loss);
+    else loss.backward();
   }
 
   trainableParameters(): ReadonlyMap<string, Tensor> {
@@ -244,6 +177,6 @@ class EmbedderTrainable implements TrainableModel {
   }
 
   dispose(): void {
-    this.releaseSaved();
+    this.checkpointing?.release();
   }
 }
