@@ -67,6 +67,7 @@ export function planPipeline(config: PipelineConfig, stages: readonly StageDefin
       const started = readStarted(dir);
       if (def.resumable && started && started.key === key) entry = decide('resume', `an unfinished run (started ${started.startedAt}) continues from its last checkpoint`);
       else if (manifest) entry = decide('run', whatChanged(manifest, section, inputs, needs, planned));
+      else if (started) entry = decide('run', `an unfinished run (started ${started.startedAt}) had other settings; it starts over`);
       else entry = decide('run', 'not run yet');
     }
     planned.set(def.name, entry);
