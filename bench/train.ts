@@ -47,6 +47,7 @@ import { infonceObjective } from '../src/train/objective.js';
 import { infonceLogits } from '../src/train/loss.js';
 import { SeededRandom } from '../src/train/groups.js';
 import type { TrainableModel } from '../src/train/trainer.js';
+import { UsageError } from '../src/cli/io.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHARED = process.env.EMBTUNE_SHARED ?? join(ROOT, '..', 'shared');
@@ -110,9 +111,6 @@ interface BenchOptions {
 
 const VALUE_FLAGS = ['--steps', '--layers', '--seq', '--rows', '--negatives', '--threads', '--rounds', '--seed', '--python', '--memory-cap'] as const;
 const SWITCHES = ['--baseline-no-checkpoint', '--skip-baseline', '--check', '--checkpointing-only'] as const;
-
-/** A bad command line: reported as its message alone. */
-class UsageError extends Error {}
 
 function parseOptions(argv: string[]): BenchOptions {
   const values = new Map<string, string>();

@@ -12,8 +12,11 @@
 import { JsonDecimal, type JsonValue } from './strict_json.js';
 import { pythonFloatRepr as pythonRepr } from './python_float.js';
 
-/** A float as Python's json module writes it: its repr, with JSON's NaN / Infinity tokens. */
-export function pythonFloatRepr(x: number): string {
+/**
+ * A float as Python's json module writes it: its repr (`pythonFloatRepr`, which prints `nan`,
+ * `inf`), except NaN and ±Infinity, which json writes as the tokens NaN / Infinity.
+ */
+export function pythonJsonFloat(x: number): string {
   if (Number.isNaN(x)) return 'NaN';
   if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
   return pythonRepr(x);
@@ -21,7 +24,7 @@ export function pythonFloatRepr(x: number): string {
 
 /** A number that Python holds as a float, for `dumpsPython`. */
 export function pyFloat(x: number): JsonDecimal {
-  return new JsonDecimal(pythonFloatRepr(x), x);
+  return new JsonDecimal(pythonJsonFloat(x), x);
 }
 
 /** A string with `ensure_ascii`: everything outside printable ASCII escaped as \uXXXX. */
@@ -47,7 +50,7 @@ function dump(value: JsonValue, depth: number): string {
   const pad = (d: number) => '  '.repeat(d);
   if (value === null) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : pythonFloatRepr(value);
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : pythonJsonFloat(value);
   if (value instanceof JsonDecimal) return value.text;
   if (typeof value === 'string') return pyString(value);
   if (Array.isArray(value)) {

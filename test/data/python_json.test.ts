@@ -32,3 +32,13 @@ test('NaN and Infinity are refused, naming where they are, instead of being writ
   assert.throws(() => pythonJsonDumps({ scores: [0.5, NaN] }, 'row 3'), /row 3\.scores\[1\]: NaN cannot be written as JSON/);
   assert.throws(() => compactJson({ score: Infinity }, 'row 2'), /row 2\.score: Infinity cannot be written as JSON/);
 });
+
+test('one pythonFloatRepr: every module exporting the name exports the same function, which prints nan/inf as Python\'s repr does (json\'s NaN tokens are pythonJsonFloat)', async () => {
+  const modules = await Promise.all(['../../src/data/index.js', '../../src/mine/pyformat.js', '../../src/formats/python_float.js', '../../src/models/lora/index.js', '../../src/formats/python_json.js'].map(async (m) => [m, (await import(m)) as Record<string, unknown>] as const));
+  for (const [name, m] of modules) {
+    if (m.pythonFloatRepr !== undefined) assert.equal(m.pythonFloatRepr, pythonFloatRepr, `${name} exports a second pythonFloatRepr`);
+  }
+  assert.deepEqual([NaN, Infinity, -Infinity].map(pythonFloatRepr), ['nan', 'inf', '-inf']);
+  const { pythonJsonFloat } = (await import('../../src/formats/python_json.js')) as { pythonJsonFloat: (x: number) => string };
+  assert.deepEqual([NaN, Infinity, -Infinity, 0.05].map(pythonJsonFloat), ['NaN', 'Infinity', '-Infinity', '0.05']);
+});

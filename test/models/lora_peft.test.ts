@@ -15,7 +15,7 @@ import { saveSafetensors } from '../../src/formats/safetensors_write.js';
 import { Qwen3Model } from '../../src/models/qwen3.js';
 import { BertModel } from '../../src/models/bert.js';
 import { finishEmbedding, lastTokenPool } from '../../src/models/pooling.js';
-import { LoraAdapter, pythonFloatRepr } from '../../src/models/lora/index.js';
+import { LoraAdapter, pythonJsonFloat } from '../../src/models/lora/index.js';
 import { assertClose, FIXTURES } from '../helpers.js';
 
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
@@ -259,7 +259,7 @@ test("BERT adapters: 'all-linear' takes query, key, value and every dense (poole
 
 test('Python float repr, as json.dumps writes floats into adapter_config.json', () => {
   const cases: [number, string][] = [[0, '0.0'], [0.05, '0.05'], [32, '32.0'], [1e-6, '1e-06'], [1e6, '1000000.0'], [1.5e16, '1.5e+16'], [0.0001, '0.0001'], [-2.5, '-2.5'], [123.456, '123.456']];
-  for (const [x, repr] of cases) assert.equal(pythonFloatRepr(x), repr, String(x));
+  for (const [x, repr] of cases) assert.equal(pythonJsonFloat(x), repr, String(x));
 });
 
 // ------------------------------------------------------------------------------------ errors

@@ -19,4 +19,4 @@ export {
 } from './config.js';
 export { defaultNaming, parsePeftTensorName, peftTensorName, type LoraMatrix, type PeftNaming } from './naming.js';
 export { mergeAdapter } from './merge.js';
-export { dumpsPython, pyFloat, pythonFloatRepr } from '../../formats/python_json.js';
+export { dumpsPython, pyFloat, pythonJsonFloat } from '../../formats/python_json.js';

@@ -1,0 +1,218 @@
+/**
+ * bench/serve: load on `embtune serve` from a second process over loopback (issue 11). The server
+ * is started as a child (qwen3-tiny as embedding model and reranker, fixture weights); this
+ * process is the load generator. Phases, each bounded in time and in request count:
+ *   1. batched    — 32 concurrent clients, mixed embed (/v1/embeddings, 1–4 texts) and rerank
+ *                   (/rerank, 4 documents), 60 s, below saturation (--max-concurrent-requests 48);
+ *   2. sequential — the same mix, one request at a time, 60 s;
+ *   3. saturated  — 160 clients against the 48 permits, 15 s: the share of 429s, each checked for Retry-After.
+ * Per phase: requests, throughput, p50/p95/p99 latency, failed or lost requests (any answer but
+ * 200 — and 429 in phase 3 — or no answer), the mean batch size (rows per forward pass, from the
+ * server's /metrics), and the event-loop lag of the server's HTTP thread while the model worked
+ * (its 1 ms-resolution monitor, read from /metrics at the end of the phase: max and p99).
+ * It stops by itself: a watchdog kills the server and exits if a phase overruns.
+ *
+ *   npm run bench:serve -- [--duration 60] [--clients 32] [--saturate-clients 160] [--permits 48]
+ *                          [--saturate-duration 15] [--max-requests 200000] [--threads 1] [--quick]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SHARED = process.env.EMBTUNE_SHARED ?? join(ROOT, '..', 'shared');
+const MODEL = join(SHARED, 'fixtures/models/qwen3-tiny');
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: number): number => {
+  const i = argv.indexOf(name);
+  const value = i >= 0 ? Number(argv[i + 1]) : fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`bench/serve: ${name} must be a positive number, got ${argv[i + 1]}`);
+  return value;
+};
+const quick = argv.includes('--quick');
+const DURATION = flag('--duration', quick ? 10 : 60);
+const CLIENTS = flag('--clients', 32);
+const PERMITS = flag('--permits', 48);
+const SATURATE_CLIENTS = flag('--saturate-clients', 160);
+const SATURATE_DURATION = flag('--saturate-duration', quick ? 5 : 15);
+const MAX_REQUESTS = flag('--max-requests', 200_000);
+const THREADS = flag('--threads', 1);
+
+const SENTENCES = [
+  'How do I control rice blast in a wet season?',
+  'Tricyclazole applied at booting protects the panicle.',
+  'Wheat rust spreads with wind-borne spores.',
+  '水稻稻瘟病怎么防治？',
+  'Drain the field for a week before harvest.',
+  'Which fertiliser raises the protein content of maize?',
+  'Nitrogen split into three applications reduces lodging.',
+  'Aphids carry barley yellow dwarf virus between fields.',
+];
+
+/** A small seeded generator (mulberry32), so every run sends the same mix. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Tally {
+  latencies: number[];
+  statuses: Map<number, number>;
+  lost: number;
+  retryAfterMissing: number;
+  sent: number;
+}
+
+function request(random: () => number): { path: string; body: unknown } {
+  const pick = () => SENTENCES[Math.floor(random() * SENTENCES.length)]!;
+  if (random() < 0.7) return { path: '/v1/embeddings', body: { input: Array.from({ length: 1 + Math.floor(random() * 4) }, pick), encoding_format: 'float' } };
+  return { path: '/rerank', body: { query: pick(), texts: Array.from({ length: 4 }, pick) } };
+}
+
+async function client(base: string, seed: number, until: number, tally: Tally): Promise<void> {
+  const random = rng(seed);
+  while (performance.now() < until && tally.sent < MAX_REQUESTS) {
+    const { path, body } = request(random);
+    tally.sent++;
+    const start = performance.now();
+    try {
+      const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      await res.arrayBuffer();
+      tally.statuses.set(res.status, (tally.statuses.get(res.status) ?? 0) + 1);
+      if (res.status === 200) tally.latencies.push(performance.now() - start);
+      if (res.status === 429) {
+        if (res.headers.get('retry-after') === null) tally.retryAfterMissing++;
+        // A well-behaved client waits a little before trying again (Retry-After says 1 s; a bench client retries sooner).
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } catch {
+      tally.lost++;
+    }
+  }
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** One sample of the server's /metrics: batch sums and counts, and the lag since the last scrape. */
+async function scrape(base: string): Promise<Map<string, number>> {
+  const text = await (await fetch(base + '/metrics')).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(embtune_batch_size_(?:sum|count)\{task="\w+"\}|embtune_event_loop_lag_seconds\{stat="\w+"\}) (\S+)$/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+interface PhaseResult {
+  name: string;
+  clients: number;
+  seconds: number;
+  tally: Tally;
+  batch: Record<string, number>;
+  lagMaxMs: number;
+  lagP99Ms: number;
+}
+
+async function phase(base: string, name: string, clients: number, seconds: number): Promise<PhaseResult> {
+  const before = await scrape(base); // also resets the lag monitor
+  const tally: Tally = { latencies: [], statuses: new Map(), lost: 0, retryAfterMissing: 0, sent: 0 };
+  const start = performance.now();
+  const until = start + seconds * 1000;
+  await Promise.all(Array.from({ length: clients }, (_, i) => client(base, 1000 * (i + 1), until, tally)));
+  const elapsed = (performance.now() - start) / 1000;
+  const after = await scrape(base);
+  const batch: Record<string, number> = {};
+  for (const task of ['embed', 'rerank']) {
+    const d = (k: string) => (after.get(`embtune_batch_size_${k}{task="${task}"}`) ?? 0) - (before.get(`embtune_batch_size_${k}{task="${task}"}`) ?? 0);
+    batch[task] = d('sum') / Math.max(1, d('count'));
+  }
+  return {
+    name,
+    clients,
+    seconds: elapsed,
+    tally,
+    batch,
+    lagMaxMs: (after.get('embtune_event_loop_lag_seconds{stat="max"}') ?? NaN) * 1000,
+    lagP99Ms: (after.get('embtune_event_loop_lag_seconds{stat="p99"}') ?? NaN) * 1000,
+  };
+}
+
+function report(r: PhaseResult): string {
+  const sorted = [...r.tally.latencies].sort((a, b) => a - b);
+  const ok = r.tally.statuses.get(200) ?? 0;
+  const overloaded = r.tally.statuses.get(429) ?? 0;
+  const answered = [...r.tally.statuses.values()].reduce((a, b) => a + b, 0);
+  const failed = answered - ok - overloaded;
+  return [
+    `${r.name.padEnd(10)} ${String(r.clients).padStart(4)} clients ${r.seconds.toFixed(1).padStart(5)} s: ${String(r.tally.sent).padStart(6)} requests, ${(ok / r.seconds).toFixed(1).padStart(7)} ok/s`,
+    `p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p95 ${quantile(sorted, 0.95).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms`,
+    `failed ${failed}, lost ${r.tally.lost}, 429 ${overloaded} (${((100 * overloaded) / Math.max(1, answered)).toFixed(1)}%, ${r.tally.retryAfterMissing} without Retry-After)`,
+    `mean batch: embed ${r.batch.embed!.toFixed(1)} rows, rerank ${r.batch.rerank!.toFixed(1)} pairs per forward pass`,
+    `event-loop lag: max ${r.lagMaxMs.toFixed(1)} ms, p99 ${r.lagP99Ms.toFixed(1)} ms`,
+  ].join(' | ');
+}
+
+async function startServer(): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'dist/src/cli/main.js'), 'serve', '--model', MODEL, '--reranker', MODEL, '--port', '0', '--threads', String(THREADS), '--max-concurrent-requests', String(PERMITS), '--rerank-batch-size', '32'],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HF_HUB_OFFLINE: '1' } },
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const deadline = Date.now() + 120_000;
+  while (!/listening on (http:\/\/\S+)/.test(out)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`bench/serve: the server did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log(out.trim());
+  return { child, base: /listening on (http:\/\/\S+)/.exec(out)![1]! };
+}
+
+async function main(): Promise<void> {
+  const { child, base } = await startServer();
+  const budget = (DURATION * 2 + SATURATE_DURATION + 120) * 1000;
+  const watchdog = setTimeout(() => {
+    console.error('bench/serve: the run overran its time budget; stopping');
+    child.kill('SIGKILL');
+    process.exit(1);
+  }, budget);
+  try {
+    // Warm-up: a few requests so that first-call costs are not timed.
+    await phase(base, 'warm-up', 4, 2);
+    const batched = await phase(base, 'batched', CLIENTS, DURATION);
+    console.log(report(batched));
+    const sequential = await phase(base, 'sequential', 1, DURATION);
+    console.log(report(sequential));
+    const saturated = await phase(base, 'saturated', SATURATE_CLIENTS, SATURATE_DURATION);
+    console.log(report(saturated));
+    const rate = (r: PhaseResult) => (r.tally.statuses.get(200) ?? 0) / r.seconds;
+    const speedup = rate(batched) / rate(sequential);
+    const belowOk = [batched, sequential].every((r) => r.tally.lost === 0 && [...r.tally.statuses.keys()].every((s) => s === 200));
+    const saturatedOk = saturated.tally.lost === 0 && saturated.tally.retryAfterMissing === 0 && [...saturated.tally.statuses.keys()].every((s) => s === 200 || s === 429);
+    console.log(`batched / sequential throughput: ${speedup.toFixed(2)}x (needs >= 5x): ${speedup >= 5 ? 'ok' : 'BELOW'}`);
+    console.log(`below saturation: ${belowOk ? '0 failed, 0 lost' : 'FAILED OR LOST REQUESTS'}; past it: ${saturatedOk ? 'only 200 and 429, every 429 with Retry-After' : 'UNEXPECTED ANSWERS'}`);
+    const lag = Math.max(batched.lagMaxMs, sequential.lagMaxMs);
+    console.log(`event-loop lag while the model worked: max ${lag.toFixed(1)} ms (needs < 20 ms): ${lag < 20 ? 'ok' : 'ABOVE'}`);
+    if (speedup < 5 || !belowOk || !saturatedOk || !(lag < 20)) process.exitCode = 1;
+  } finally {
+    clearTimeout(watchdog);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench/serve: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
