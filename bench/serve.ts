@@ -13,7 +13,7 @@
  * It stops by itself: a watchdog kills the server and exits if a phase overruns.
  *
  *   npm run bench:serve -- [--duration 60] [--clients 32] [--saturate-clients 160] [--permits 48]
- *                          [--saturate-duration 15] [--max-requests 200000] [--threads 1] [--quick]
+ *                          [--saturate-duration 15] [--max-requests 200000] [--threads 1] [--rerank-share 0.3] [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -37,6 +37,13 @@ const SATURATE_CLIENTS = flag('--saturate-clients', 160);
 const SATURATE_DURATION = flag('--saturate-duration', quick ? 5 : 15);
 const MAX_REQUESTS = flag('--max-requests', 200_000);
 const THREADS = flag('--threads', 1);
+/** The share of requests that rerank (the rest embed); 0 measures embedding alone. */
+const RERANK_SHARE = (() => {
+  const i = argv.indexOf('--rerank-share');
+  const value = i >= 0 ? Number(argv[i + 1]) : 0.3;
+  if (!(value >= 0 && value <= 1)) throw new Error(`bench/serve: --rerank-share must be in [0, 1], got ${argv[i + 1]}`);
+  return value;
+})();
 
 const SENTENCES = [
   'How do I control rice blast in a wet season?',
@@ -71,7 +78,7 @@ interface Tally {
 
 function request(random: () => number): { path: string; body: unknown } {
   const pick = () => SENTENCES[Math.floor(random() * SENTENCES.length)]!;
-  if (random() < 0.7) return { path: '/v1/embeddings', body: { input: Array.from({ length: 1 + Math.floor(random() * 4) }, pick), encoding_format: 'float' } };
+  if (random() >= RERANK_SHARE) return { path: '/v1/embeddings', body: { input: Array.from({ length: 1 + Math.floor(random() * 4) }, pick), encoding_format: 'float' } };
   return { path: '/rerank', body: { query: pick(), texts: Array.from({ length: 4 }, pick) } };
 }
 

@@ -3,7 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { convertFile, type ConvertReport } from '../data/convert.js';
 import { EXAMPLE_FORMATS, EXAMPLE_FORMAT_NAMES, type ExampleFormat } from '../data/examples.js';
 import { RECORD_FORMATS, type RecordFormat } from '../data/records.js';
-import { UsageError, choice } from './io.js';
+import { TSV_QUOTING_HELP, UsageError, choice } from './io.js';
 
 export interface ConvertFlags {
   from: ExampleFormat;
@@ -19,6 +19,7 @@ export interface ConvertFlags {
   jsonStyle: 'python' | 'compact';
   split?: string;
   title: boolean;
+  tsvQuoting?: boolean;
 }
 
 /** `a,b,c` → ['a', 'b', 'c']. */
@@ -52,7 +53,7 @@ export async function runConvert(flags: ConvertFlags, log: (line: string) => voi
     input: flags.input,
     output: flags.output,
     onError: flags.onError,
-    read: { format: flags.inputFormat, columns: flags.columns, rename: flags.rename },
+    read: { format: flags.inputFormat, columns: flags.columns, rename: flags.rename, tsvQuoting: flags.tsvQuoting },
     write: { jsonStyle: flags.jsonStyle },
     anchorColumn: flags.anchorColumn,
     positiveColumn: flags.positiveColumn,
@@ -82,6 +83,7 @@ export function registerConvert(program: Command): void {
     .option('--input-format <format>', `read the input as ${RECORD_FORMATS.join(', ')} (default: from the extension; .json is sniffed: [ → array, else lines)`, choice('--input-format', RECORD_FORMATS))
     .option('--columns <a,b,...>', 'read only these input columns, in this order (names after --rename); sentence-transformers formats read columns by position', parseColumnList)
     .option('--rename <old=new,...>', 'rename input columns before reading them, e.g. prompt=query,answer=response', parseRename)
+    .option('--tsv-quoting', TSV_QUOTING_HELP)
     .option('--anchor-column <name>', "st outputs: name of the anchor column (default 'anchor'; the tutorial's mining output uses 'prompt')")
     .option('--positive-column <name>', "st outputs: name of the positive column (default 'positive'; the tutorial's uses 'response')")
     .option('--json-style <style>', "'python' writes what Python's json.dumps(ensure_ascii=False) writes (byte-identical to the reference scripts' files); 'compact' is JSON.stringify's", choice('--json-style', ['python', 'compact']), 'python')

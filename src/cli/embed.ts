@@ -6,7 +6,7 @@ import { saveSafetensors } from '../formats/safetensors_write.js';
 import { fromTypedArray } from '../torch/index.js';
 import { CountBar } from './bar.js';
 import { InvalidArgumentError } from 'commander';
-import { UsageError, modelFolder, parsePositiveInt, readTexts, writeJsonl } from './io.js';
+import { TSV_QUOTING_HELP, UsageError, modelFolder, parsePositiveInt, readTexts, writeJsonl } from './io.js';
 
 interface EmbedFlags {
   model: string;
@@ -23,6 +23,7 @@ interface EmbedFlags {
   maxBatchTokens?: number;
   maxLength?: number;
   normalize?: boolean;
+  tsvQuoting?: boolean;
 }
 
 export function registerEmbed(program: Command): void {
@@ -34,6 +35,7 @@ export function registerEmbed(program: Command): void {
     .requiredOption('--input <file>', 'JSONL file (one object per line) or CSV/TSV with a header row, holding the text')
     .requiredOption('--output <file>', 'where to write: .jsonl → one {"embedding": [...]} per input line, in order; .safetensors → one "embeddings" [N, D] float32 tensor')
     .option('--text-field <name>', 'the field (JSONL) or column (CSV/TSV) holding the text', 'text')
+    .option('--tsv-quoting', TSV_QUOTING_HELP)
     .option('--kind <kind>', "'query' (gets the model's query prompt, Qwen3: Instruct: {task}\\nQuery:) or 'document' (no prompt)", choice('--kind', ['query', 'document']), 'document')
     .option('--instruction <text>', 'the task of the query prompt (Qwen3); default "Given a web search query, retrieve relevant passages that answer the query"')
     .option('--dims <n>', 'Matryoshka: keep the first n dimensions, then normalise', parsePositiveInt('--dims'))
@@ -46,7 +48,7 @@ export function registerEmbed(program: Command): void {
     .action(async (flags: EmbedFlags) => {
       const format = extname(flags.output).toLowerCase();
       if (format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
-      const texts = await readTexts(flags.input, flags.textField);
+      const texts = await readTexts(flags.input, flags.textField, { tsvQuoting: flags.tsvQuoting });
       const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, adapter: flags.adapter });
       try {
         const bar = new CountBar('embedding', 'texts');

@@ -10,7 +10,7 @@ import { setNumThreads } from '../torch/index.js';
 import { EXAMPLE_FORMAT_NAMES, type ExampleFormat } from '../data/examples.js';
 import { BM25_DEFAULTS, BM25_TOKENIZER, IR_EVALUATOR_DEFAULTS, RRF_K, evaluate, resultsMarkdown, writeEvalOutputs, type EvalModel, type EvalProgress } from '../eval/index.js';
 import { CountBar } from './bar.js';
-import { UsageError, modelFolder, parsePositiveInt } from './io.js';
+import { TSV_QUOTING_HELP, UsageError, modelFolder, parsePositiveInt } from './io.js';
 
 export interface EvalFlags {
   data: string;
@@ -19,6 +19,7 @@ export interface EvalFlags {
   dataFormat?: Exclude<ExampleFormat, 'beir'>;
   splitDatasetRatio?: number;
   dataSeed: number;
+  tsvQuoting?: boolean;
   bm25?: boolean;
   hybrid?: boolean;
   queryEmbeddings?: string;
@@ -90,6 +91,7 @@ export function registerEval(program: Command): void {
     .addOption(new Option('--data-format <format>', 'records: their format (default: detected from the first record)').choices(EXAMPLE_FORMAT_NAMES.filter((f) => f !== 'beir')))
     .option('--split-dataset-ratio <r>', 'records: evaluate only the rows `embtune train --split-dataset-ratio r` holds out (same rows for the same --data-seed)', fraction('--split-dataset-ratio'))
     .option('--data-seed <n>', 'seed of that split (train\'s --data-seed)', parsePositiveIntOrZero('--data-seed'), 42)
+    .option('--tsv-quoting', TSV_QUOTING_HELP)
     .option('--model <dir|org/name>', "a model to evaluate (repeatable; each may be followed by its own --adapter). Also 'bm25' and 'hybrid:bm25+<label>' (label: another --model as given, or 'precomputed')", (value: string) => {
       modelArgs.push({ ref: value });
       return modelArgs.map((m) => m.ref);
@@ -184,7 +186,7 @@ async function runEval(flags: EvalFlags, modelArgs: readonly ModelArg[]): Promis
     bar.update(done, total);
   };
   const report = await evaluate({
-    data: { data: flags.data, split: flags.split, qrelsFile: flags.qrels, format: flags.dataFormat, splitDatasetRatio: flags.splitDatasetRatio, dataSeed: flags.dataSeed },
+    data: { data: flags.data, split: flags.split, qrelsFile: flags.qrels, format: flags.dataFormat, splitDatasetRatio: flags.splitDatasetRatio, dataSeed: flags.dataSeed, tsvQuoting: flags.tsvQuoting },
     models,
     metrics: { accuracy_at_k: flags.accuracyAtK, precision_recall_at_k: flags.precisionRecallAtK, mrr_at_k: flags.mrrAtK, ndcg_at_k: flags.ndcgAtK, map_at_k: flags.mapAtK },
     instruction: flags.instruction,

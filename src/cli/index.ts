@@ -1,7 +1,7 @@
 /** `embtune index`: build or update a RAG index (LanceDB folder) from a documents file. */
 import type { Command } from 'commander';
 import { CountBar } from './bar.js';
-import { choice, modelFolder, parsePositiveInt } from './io.js';
+import { TSV_QUOTING_HELP, choice, modelFolder, parsePositiveInt } from './io.js';
 
 interface IndexFlags {
   model: string;
@@ -11,6 +11,7 @@ interface IndexFlags {
   idField: string;
   textField: string;
   metadataFields?: string[];
+  tsvQuoting?: boolean;
   prune?: boolean;
   ftsTokenizer: 'bigram' | 'ngram';
   dtype: 'float32' | 'bfloat16';
@@ -33,6 +34,7 @@ export function registerIndex(program: Command): void {
     .option('--id-field <name>', 'the field holding each document id (a string or integer, unique)', 'id')
     .option('--text-field <name>', 'the field holding the text', 'text')
     .option('--metadata-fields <names>', 'comma-separated fields stored beside each document, returned with hits and usable in search --filter', (v) => v.split(',').map((s) => s.trim()).filter((s) => s !== ''))
+    .option('--tsv-quoting', TSV_QUOTING_HELP)
     .option('--prune', 'delete documents whose id is no longer in --docs')
     .option('--fts-tokenizer <name>', "full-text terms of a new index: 'bigram' (CJK character bigrams + whole words, fit for Chinese) or 'ngram' (LanceDB's character bigrams of the raw text)", choice('--fts-tokenizer', ['bigram', 'ngram']), 'bigram')
     .option('--dtype <dtype>', "'float32' or 'bfloat16' weights and activations", choice('--dtype', ['float32', 'bfloat16']), 'float32')
@@ -43,7 +45,7 @@ export function registerIndex(program: Command): void {
       const { readDocuments } = await import('../rag/documents.js');
       const { indexDocuments, identityOf } = await import('../rag/indexer.js');
       const { Embedder } = await import('../embed/embedder.js');
-      const docs = await readDocuments(flags.docs, { idField: flags.idField, textField: flags.textField, metadataFields: flags.metadataFields });
+      const docs = await readDocuments(flags.docs, { idField: flags.idField, textField: flags.textField, metadataFields: flags.metadataFields, tsvQuoting: flags.tsvQuoting });
       const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, adapter: flags.adapter });
       try {
         const bar = new CountBar('indexing', 'docs');

@@ -18,12 +18,15 @@ export function modelFolder(ref: string): Promise<string> {
   return resolveModel(ref, { onProgress: createProgressBar() });
 }
 
+/** `--tsv-quoting`, one wording for every command that reads data files (issue 12). */
+export const TSV_QUOTING_HELP = 'read .tsv files with RFC 4180 quoting (fields in "…", quotes doubled, as pandas writes them); by default a TSV is split on tabs and line breaks only and `"` is an ordinary character';
+
 /**
  * The texts of `field` in a data file: JSONL, JSON (an array of objects or of strings, or JSON
  * Lines), CSV/TSV or Parquet (src/data/records.ts). A record without a string `field` is an error
  * naming the file and line (row for Parquet) and the fields it has.
  */
-export async function readTexts(file: string, field: string): Promise<string[]> {
+export async function readTexts(file: string, field: string, options: { tsvQuoting?: boolean } = {}): Promise<string[]> {
   let format: RecordFormat;
   try {
     format = formatOf(file);
@@ -34,7 +37,7 @@ export async function readTexts(file: string, field: string): Promise<string[]> 
   const texts: string[] = [];
   try {
     // Tabular files: read only the one column (the header/schema check names the columns present).
-    for await (const { row, line, record } of readRecords(file, { format, allowEmpty: true, columns: tabular ? [field] : undefined })) {
+    for await (const { row, line, record } of readRecords(file, { format, allowEmpty: true, columns: tabular ? [field] : undefined, tsvQuoting: options.tsvQuoting })) {
       const text = record[field];
       if (typeof text === 'string') {
         texts.push(text);

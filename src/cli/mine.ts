@@ -5,7 +5,7 @@
  * approximate (HNSW) search for corpora too large for exact search.
  */
 import { Command, Option } from 'commander';
-import { parsePositiveInt } from './io.js';
+import { TSV_QUOTING_HELP, parsePositiveInt } from './io.js';
 
 export interface MineFlags {
   input: string;
@@ -44,6 +44,7 @@ export interface MineFlags {
   corpusEmbeddings?: string;
   swift?: boolean;
   onError: 'stop' | 'skip';
+  tsvQuoting?: boolean;
   quiet?: boolean;
   threads?: number;
 }
@@ -95,6 +96,7 @@ export function registerMine(program: Command): void {
     .option('--corpus-embeddings <file>', 'precomputed document vectors: JSONL of {"text", "embedding"}')
     .option('--swift', 'write ms-swift ≤ 3.8 records {query, response, rejected_response: [...]} instead (labeled-list, n-tuple or triplet output)')
     .addOption(new Option('--on-error <mode>', "a malformed input row: 'stop' or 'skip' (counted and reported)").choices(['stop', 'skip']).default('stop'))
+    .option('--tsv-quoting', TSV_QUOTING_HELP)
     .option('--quiet', 'do not print the statistics')
     .option('--threads <n>', 'libtorch threads (default: the cores available)', parsePositiveInt('--threads'))
     .action(async (flags: MineFlags) => {

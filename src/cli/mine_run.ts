@@ -26,7 +26,7 @@ export async function runMineCommand(flags: MineFlags): Promise<void> {
   }
 
   const { columns, rows } = await readInput(flags);
-  const corpus = flags.corpus ? await readCorpus(flags.corpus, flags.corpusColumn) : undefined;
+  const corpus = flags.corpus ? await readCorpus(flags.corpus, flags.corpusColumn, flags.tsvQuoting) : undefined;
 
   const disposers: (() => void)[] = [];
   try {
@@ -80,7 +80,7 @@ export async function runMineCommand(flags: MineFlags): Promise<void> {
 }
 
 async function readInput(flags: MineFlags): Promise<{ columns: string[]; rows: Record<string, unknown>[] }> {
-  const reader = readRecords(flags.input, { onError: flags.onError });
+  const reader = readRecords(flags.input, { onError: flags.onError, tsvQuoting: flags.tsvQuoting });
   const rows: Record<string, unknown>[] = [];
   for await (const { record } of reader) rows.push(record);
   if (reader.skipped.count > 0) process.stderr.write(`${flags.input}: ${reader.skipped.summary('rows')}\n`);
@@ -92,14 +92,14 @@ async function readInput(flags: MineFlags): Promise<{ columns: string[]; rows: R
 }
 
 /** A JSON array of strings, or a table whose `column` holds the texts. */
-async function readCorpus(file: string, column: string): Promise<string[]> {
+async function readCorpus(file: string, column: string, tsvQuoting: boolean | undefined): Promise<string[]> {
   const text = statSync(file).size < 512 * 1024 * 1024 ? readFileSync(file, 'utf8').trimStart() : '';
   if (text.startsWith('[')) {
     const value: unknown = JSON.parse(text);
     if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
   }
   const out: string[] = [];
-  for await (const { row, record } of readRecords(file, { columns: [column] })) {
+  for await (const { row, record } of readRecords(file, { columns: [column], tsvQuoting })) {
     const v = record[column];
     if (typeof v !== 'string') throw new UsageError(`${file}: row ${row} has no string '${column}' (choose the column with --corpus-column)`);
     out.push(v);

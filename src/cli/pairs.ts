@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { readRecords, writeRecordsAsync } from '../data/records.js';
 import { WEAK_PAIR_DEFAULTS, WEAK_PAIR_MODES, WeakPairMaker, weakPairs, type WeakPairMode } from '../data/weak_pairs.js';
-import { UsageError, choice } from './io.js';
+import { TSV_QUOTING_HELP, UsageError, choice } from './io.js';
 
 export interface PairsFlags {
   input: string;
@@ -16,6 +16,7 @@ export interface PairsFlags {
   titleField: string;
   idField: string;
   onError: 'stop' | 'skip';
+  tsvQuoting?: boolean;
 }
 
 export interface PairsReport {
@@ -32,7 +33,7 @@ export async function runPairs(flags: PairsFlags, log: (line: string) => void = 
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/^weak pairs: /, ''));
   }
-  const reader = readRecords(flags.input, { onError: flags.onError });
+  const reader = readRecords(flags.input, { onError: flags.onError, tsvQuoting: flags.tsvQuoting });
   let documents = 0;
   const records = (async function* () {
     for await (const { record } of reader) {
@@ -88,6 +89,7 @@ export function registerPairs(program: Command): void {
     .option('--title-field <name>', "title-body: the documents' title field", d.titleField)
     .option('--id-field <name>', "a field copied to each pair as doc_id when present", d.idField)
     .option('--on-error <mode>', "a malformed input line: 'stop' or 'skip' (counted)", choice('--on-error', ['stop', 'skip']), 'stop')
+    .option('--tsv-quoting', TSV_QUOTING_HELP)
     .addHelpText('after', '\nExamples:\n  embtune pairs --input corpus.jsonl --mode title-body --output pairs.jsonl\n  embtune pairs --input corpus.jsonl --mode crop --seed 1 --output pairs.jsonl\n  embtune train --model DIR --dataset pairs.jsonl --per-device-train-batch-size 256 --gradient-cache-chunk-size 32\n')
     .action(async (flags: PairsFlags) => {
       await runPairs(flags);

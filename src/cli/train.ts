@@ -6,6 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { DEFAULTS } from '../train/config.js';
+import { TSV_QUOTING_HELP } from './io.js';
 
 const d = DEFAULTS;
 
@@ -69,6 +70,7 @@ const FLAGS: [string, string][] = [
 export interface TrainCliFlags {
   config?: string;
   onError: 'skip' | 'stop';
+  tsvQuoting?: boolean;
   threads?: string;
   [key: string]: unknown;
 }
@@ -82,6 +84,7 @@ export function registerTrain(program: Command): void {
     );
   for (const [flags, help] of FLAGS) cmd.option(flags, help);
   cmd.addOption(new Option('--on-error <mode>', "a malformed data row: 'stop' (default) or 'skip' (counted and reported)").choices(['stop', 'skip']).default('stop'));
+  cmd.option('--tsv-quoting', TSV_QUOTING_HELP);
   cmd.option('--threads <n>', 'libtorch threads (default: the cores available)');
   cmd.action(async (flags: TrainCliFlags) => {
     const { runTrainCommand } = await import('./train_run.js');

@@ -8,7 +8,7 @@ import { UsageError, modelFolder, parsePositiveInt } from './io.js';
 import type { TrainCliFlags } from './train.js';
 
 export async function runTrainCommand(flags: TrainCliFlags): Promise<void> {
-  const { config: configFile, onError, threads, ...rest } = flags;
+  const { config: configFile, onError, tsvQuoting, threads, ...rest } = flags;
   if (threads !== undefined) setNumThreads(parsePositiveInt('--threads')(String(threads)));
   let config: TrainConfig;
   try {
@@ -25,6 +25,7 @@ export async function runTrainCommand(flags: TrainCliFlags): Promise<void> {
   try {
     const result = await train(config, {
       onError,
+      tsvQuoting,
       say,
       modelFolder,
       onLog: (record) => {

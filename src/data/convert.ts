@@ -34,7 +34,7 @@ export interface ConvertOptions extends EncoderOptions {
   /** 'stop' (default) at the first record that cannot be converted, or 'skip' it and count it. */
   onError?: OnError;
   /** How to read the input file (format, column selection and renaming). */
-  read?: Pick<ReadOptions, 'format' | 'columns' | 'rename'>;
+  read?: Pick<ReadOptions, 'format' | 'columns' | 'rename' | 'tsvQuoting'>;
   /** How to write the output file (format, JSON style, Parquet options). */
   write?: WriteOptions;
   /** BEIR input: the qrels split and whether titles are prefixed; BEIR output: the split name. */

@@ -1,7 +1,13 @@
 /**
- * CSV and TSV reading (RFC 4180): a header row names the columns; fields may be quoted with `"`,
- * quotes inside doubled, and quoted fields may span lines. Errors name the file, the line and
- * the reason (an unterminated quote, a row with the wrong number of fields).
+ * CSV and TSV reading: a header row names the columns. CSV is RFC 4180: fields may be quoted with
+ * `"`, quotes inside doubled, and quoted fields may span lines. TSV is not quoted unless asked
+ * (issue 12): the dumps people feed us (MS MARCO collections, BEIR qrels) are tab-split lines whose
+ * fields may start with `"`, and RFC 4180 would swallow the lines after such a field into it;
+ * `quoting: true` reads a TSV as pandas' `to_csv(sep='\t')` writes it. Errors name the file, the
+ * line and the reason (an unterminated quote, a row with the wrong number of fields).
+ *
+ * Our own tokenizer rather than csv-parse: csv-parse (6.2) counts a line break inside a quoted
+ * field as two lines when it is CRLF, and our errors and records carry the line a row starts on.
  *
  * The tokenizer is incremental (it is fed chunks of text), so `readCsvRows` streams files larger
  * than memory; `readCsv` reads a whole file at once for the callers that want an array.
@@ -24,9 +30,15 @@ export interface CsvRow {
   fields: string[];
 }
 
-/** The delimiter a file name implies: tab for .tsv, comma otherwise. */
-export function delimiterFor(file: string): string {
-  return file.toLowerCase().endsWith('.tsv') ? '\t' : ',';
+export interface CsvDialect {
+  delimiter: string;
+  /** RFC 4180 quoting; without it `"` is an ordinary character. */
+  quoting: boolean;
+}
+
+/** The dialect a file name implies: tab-split and unquoted for .tsv (quoted with `tsvQuoting`), RFC 4180 CSV otherwise. */
+export function dialectFor(file: string, tsvQuoting = false): CsvDialect {
+  return file.toLowerCase().endsWith('.tsv') ? { delimiter: '\t', quoting: tsvQuoting } : { delimiter: ',', quoting: true };
 }
 
 type State = 'fieldStart' | 'unquoted' | 'quoted' | 'quoteInQuoted' | 'afterCR';
@@ -41,11 +53,16 @@ export class CsvTokenizer {
   private field = '';
   private line = 1;
   private rowStart = 1;
+  private readonly delimiter: string;
+  private readonly quoting: boolean;
 
   constructor(
-    private readonly delimiter: string,
+    dialect: CsvDialect,
     private readonly file: string,
   ) {
+    const { delimiter } = dialect;
+    this.delimiter = delimiter;
+    this.quoting = dialect.quoting;
     if (delimiter.length !== 1 || delimiter === '"' || delimiter === '\n' || delimiter === '\r') throw new Error(`CSV delimiter must be one character other than a quote or a newline, got ${JSON.stringify(delimiter)}`);
   }
 
@@ -118,7 +135,7 @@ export class CsvTokenizer {
         this.consume(c, out);
         return;
       case 'fieldStart':
-        if (c === '"') {
+        if (c === '"' && this.quoting) {
           this.state = 'quoted';
           return;
         }
@@ -153,8 +170,8 @@ export class CsvTokenizer {
 }
 
 /** Streams the rows of a CSV/TSV file (header included), chunk by chunk. */
-export async function* readCsvRows(file: string, delimiter = delimiterFor(file)): AsyncGenerator<CsvRow> {
-  const tokenizer = new CsvTokenizer(delimiter, file);
+export async function* readCsvRows(file: string, dialect: CsvDialect = dialectFor(file)): AsyncGenerator<CsvRow> {
+  const tokenizer = new CsvTokenizer(dialect, file);
   let first = true;
   for await (const chunk of createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
     let text = chunk as string;
@@ -186,10 +203,10 @@ export function rowRecord(file: string, header: readonly string[], row: CsvRow):
   return value;
 }
 
-/** The rows of a CSV (or, with delimiter '\t', TSV) file as objects keyed by the header. */
-export function readCsv(file: string, delimiter = delimiterFor(file)): CsvRecord[] {
+/** The rows of a CSV or TSV file as objects keyed by the header. */
+export function readCsv(file: string, dialect: CsvDialect = dialectFor(file)): CsvRecord[] {
   const text = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-  const tokenizer = new CsvTokenizer(delimiter, file);
+  const tokenizer = new CsvTokenizer(dialect, file);
   const rows = [...tokenizer.feed(text), ...tokenizer.end()];
   const header = checkHeader(file, rows[0]);
   return rows.slice(1).map((row) => {

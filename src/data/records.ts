@@ -17,7 +17,7 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { writeFileAtomic } from '../formats/atomic_write.js';
 import { writeFileAtomicAsync } from './atomic_stream.js';
-import { checkHeader, readCsvRows, rowRecord } from './csv.js';
+import { checkHeader, readCsvRows, rowRecord, type CsvDialect } from './csv.js';
 import { readJsonArray } from './json_array.js';
 import { DataError, readJsonlLines, type DataLocation, type OnError } from './jsonl.js';
 import { ParquetEncoder, openParquet, readParquetRows, type ParquetEncoderOptions } from './parquet.js';
@@ -48,6 +48,11 @@ export interface ReadOptions {
   onError?: OnError;
   /** Accept a file with no records (default: an error says the file holds none). */
   allowEmpty?: boolean;
+  /**
+   * Read a TSV with RFC 4180 quoting (pandas' `to_csv(sep='\t')`); by default a TSV is split on
+   * tabs and newlines only and `"` is an ordinary character (MS MARCO and BEIR dumps are unquoted).
+   */
+  tsvQuoting?: boolean;
 }
 
 /** The records skipped as malformed: how many, and the first few errors as examples. */
@@ -144,8 +149,8 @@ async function* jsonArraySource(file: string): AsyncGenerator<RawRecord> {
   }
 }
 
-async function csvSource(file: string, delimiter: string): Promise<Source> {
-  const rows = readCsvRows(file, delimiter);
+async function csvSource(file: string, dialect: CsvDialect): Promise<Source> {
+  const rows = readCsvRows(file, dialect);
   const first = await rows.next();
   const header = checkHeader(file, first.done ? undefined : first.value);
   async function* records(): AsyncGenerator<RawRecord> {
@@ -229,7 +234,7 @@ export class RecordReader implements AsyncIterable<DataRecord> {
         return { records: sniffJsonArray(file) ? jsonArraySource(file) : jsonlSource(file) };
       case 'csv':
       case 'tsv':
-        return csvSource(file, this.format === 'tsv' ? '\t' : ',');
+        return csvSource(file, this.format === 'tsv' ? { delimiter: '\t', quoting: this.options.tsvQuoting ?? false } : { delimiter: ',', quoting: true });
       case 'parquet':
         return parquetSource(file, wanted);
     }

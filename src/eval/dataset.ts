@@ -65,6 +65,8 @@ export interface DatasetSpec {
   splitDatasetRatio?: number;
   /** The seed of that split (default 42, train's `--data-seed` default). */
   dataSeed?: number;
+  /** Records: read a .tsv with RFC 4180 quoting (default: tab-split, unquoted). */
+  tsvQuoting?: boolean;
 }
 
 /** The relevant documents of each query as sentence-transformers sees them: relevance > 0. */
@@ -223,7 +225,7 @@ async function loadRecordDataset(spec: DatasetSpec): Promise<EvalDataset> {
       throw err;
     }
   };
-  for await (const record of readRecords(spec.data)) {
+  for await (const record of readRecords(spec.data, { tsvQuoting: spec.tsvQuoting })) {
     if (!decoder) {
       format ??= detectExampleFormat(record.record);
       decoder = exampleDecoder(format);

@@ -39,9 +39,9 @@ export const BUILT_IN_SAMPLES: readonly SampleText[] = [
 export async function heldOutSamples(spec: HeldOutSpec, limit = 16): Promise<Samples> {
   let rows;
   if (spec.valDataset.length > 0) {
-    rows = await loadTrainExamples(spec.valDataset, 'skip');
+    rows = await loadTrainExamples(spec.valDataset, { onError: 'skip' });
   } else {
-    rows = splitExamples(await loadTrainExamples(spec.dataset, 'skip'), spec.splitDatasetRatio, spec.dataSeed).evalSet;
+    rows = splitExamples(await loadTrainExamples(spec.dataset, { onError: 'skip' }), spec.splitDatasetRatio, spec.dataSeed).evalSet;
   }
   const picked = rows.slice(0, limit);
   const texts: SampleText[] = [

@@ -27,6 +27,8 @@ export interface DocumentFields {
   textField?: string;
   /** Fields copied into the index as metadata columns (filterable with SQL). */
   metadataFields?: readonly string[];
+  /** Read a .tsv with RFC 4180 quoting (default: tab-split, unquoted). */
+  tsvQuoting?: boolean;
 }
 
 /** Column names the index uses itself; a metadata field may not take them. */
@@ -56,7 +58,7 @@ export async function readDocuments(file: string, fields: DocumentFields = {}): 
   const tabular = format === 'csv' || format === 'tsv' || format === 'parquet';
   const firstSeen = new Map<string, string>();
   const docs: RagDocument[] = [];
-  const reader = readRecords(file, { format, columns: tabular ? [idField, textField, ...metadataFields] : undefined });
+  const reader = readRecords(file, { format, columns: tabular ? [idField, textField, ...metadataFields] : undefined, tsvQuoting: fields.tsvQuoting });
   try {
     for await (const { row, line, record } of reader) {
       const where = line !== undefined ? `line ${line}` : `row ${row}`;

@@ -10,12 +10,13 @@ import { ExampleError, exampleFromRecord, type TrainExample } from './examples.j
 
 export type OnError = 'stop' | 'skip';
 
-export async function loadTrainExamples(files: string[], onError: OnError, say: (line: string) => void = () => {}): Promise<TrainExample[]> {
+export async function loadTrainExamples(files: string[], read: { onError: OnError; tsvQuoting?: boolean }, say: (line: string) => void = () => {}): Promise<TrainExample[]> {
+  const { onError } = read;
   const out: TrainExample[] = [];
   for (const file of files) {
     let skipped = 0;
     let first: string | undefined;
-    const reader = readRecords(file, { onError });
+    const reader = readRecords(file, { onError, tsvQuoting: read.tsvQuoting });
     for await (const { row, line, record } of reader) {
       try {
         out.push(exampleFromRecord(record, `${file}:${line ?? `row ${row}`}`));

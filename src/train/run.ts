@@ -19,6 +19,8 @@ export interface TrainRunOptions extends TrainEvents {
   onError?: OnError;
   /** Environment for the INFONCE_* variables (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Read .tsv data with RFC 4180 quoting (default: tab-split, unquoted). */
+  tsvQuoting?: boolean;
   /** Lines for people (data sizes, what trains); default: none. */
   say?: (line: string) => void;
   /** Resolves a hub id to a folder (default: `resolveModel` without a progress bar). */
@@ -36,9 +38,10 @@ export interface TrainRun extends TrainResult {
 export async function train(config: TrainConfig, options: TrainRunOptions = {}): Promise<TrainRun> {
   const say = options.say ?? (() => {});
   const onError = options.onError ?? 'stop';
-  const examples = await loadTrainExamples(config.dataset, onError, say);
+  const read = { onError, tsvQuoting: options.tsvQuoting };
+  const examples = await loadTrainExamples(config.dataset, read, say);
   const { train: rows, evalSet } = config.valDataset.length > 0
-    ? { train: examples, evalSet: await loadTrainExamples(config.valDataset, onError, say) }
+    ? { train: examples, evalSet: await loadTrainExamples(config.valDataset, read, say) }
     : splitExamples(examples, config.splitDatasetRatio, config.dataSeed);
   say(`data: ${rows.length.toLocaleString('en-US')} training rows, ${evalSet.length.toLocaleString('en-US')} held out`);
   const folder = await (options.modelFolder ?? ((ref) => resolveModel(ref)))(config.model);

@@ -191,3 +191,11 @@ test('embtune rerank --adapter changes the scores; --help documents --adapter; a
     assert.match(run.stderr, /embtune: .*no adapter_config\.json/);
   });
 });
+
+test('every command that reads data files documents --tsv-quoting in its --help', () => {
+  for (const command of ['embed', 'tokenize', 'mine', 'train', 'convert', 'pairs', 'eval', 'index']) {
+    const res = embtune(command, '--help');
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /--tsv-quoting\s+read \.tsv files with RFC 4180 quoting/, command);
+  }
+});

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readCsv, readCsvRows } from '../../src/data/csv.js';
+import { dialectFor, readCsv, readCsvRows } from '../../src/data/csv.js';
 
 function withFile(name: string, text: string, fn: (path: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'embtune-csv-'));
@@ -26,6 +26,35 @@ test('readCsv handles quotes, doubled quotes, delimiters and newlines inside quo
     ]);
   });
   withFile('b.tsv', 'text\tid\nhello, world\t1\n', (path) => assert.deepEqual(readCsv(path), [{ line: 2, value: { text: 'hello, world', id: '1' } }]));
+});
+
+test('a TSV is tab-split without quoting: a field that starts with a quote keeps it and ends at the tab (MS MARCO, BEIR dumps)', () => {
+  // The first reader applied RFC 4180 to .tsv: the opening quote of passage 1 swallowed the lines
+  // after it into one field (and then failed on the field count).
+  const text = 'id\ttext\n1\t"Quoted" title, then the passage\n2\tsays 5" of rain\n3\t"unclosed\n';
+  withFile('collection.tsv', text, (path) => {
+    assert.deepEqual(readCsv(path), [
+      { line: 2, value: { id: '1', text: '"Quoted" title, then the passage' } },
+      { line: 3, value: { id: '2', text: 'says 5" of rain' } },
+      { line: 4, value: { id: '3', text: '"unclosed' } },
+    ]);
+    assert.throws(() => readCsv(path, dialectFor(path, true)), /collection\.tsv:4: a quoted field is never closed/, 'with quoting, the same file is RFC 4180');
+  });
+  withFile('quoted.tsv', 'a\tb\n"x\ty"\t"two\nlines"\nz\tw\n', (path) => {
+    assert.deepEqual(readCsv(path, dialectFor(path, true)), [
+      { line: 2, value: { a: 'x\ty', b: 'two\nlines' } },
+      { line: 4, value: { a: 'z', b: 'w' } },
+    ]);
+  });
+});
+
+test('rows carry the line they start on past quoted CRLF line breaks and blank lines', () => {
+  withFile('f.csv', 'a,b\r\n"x ""q""\r\nmore",y\r\n\r\nplain,"last"', (path) => {
+    assert.deepEqual(readCsv(path), [
+      { line: 2, value: { a: 'x "q"\r\nmore', b: 'y' } },
+      { line: 5, value: { a: 'plain', b: 'last' } },
+    ]);
+  });
 });
 
 test('readCsv names the file and line of a malformed row or an unclosed quote', () => {

@@ -30,6 +30,13 @@ test('readTexts reads JSON arrays of objects or of strings, and JSON Lines saved
   assert.deepEqual(await readTexts(file('a.tsv', 'text\tid\nhello, world\t1\n'), 'text'), ['hello, world']);
 });
 
+test('readTexts splits a TSV on tabs alone unless tsvQuoting asks for RFC 4180 quotes', async (t) => {
+  const { file } = tempDir(t);
+  const path = file('passages.tsv', 'id\ttext\n1\t"Rice" blast and its control\n2\t"a, b"\n');
+  assert.deepEqual(await readTexts(path, 'text'), ['"Rice" blast and its control', '"a, b"']);
+  assert.deepEqual(await readTexts(path, 'text', { tsvQuoting: true }), ['Rice blast and its control', 'a, b']);
+});
+
 test('readTexts names the record without the field, and refuses unknown extensions and empty input', async (t) => {
   const { file } = tempDir(t);
   await assert.rejects(readTexts(file('a.json', '[\n{"text": "one"},\n{"body": "two"}\n]'), 'text'), /a\.json:3: no string field 'text' \(fields: body\); choose the field with --text-field/);

@@ -29,9 +29,11 @@ test('readRecords gives the same records from JSONL, JSON arrays, JSON Lines in 
   const tsv = file('a.tsv', 'prompt\tresponse\n什么是冠层结构？\t"a, b ""c""\nsecond line"\nplain\tx\n');
   const parquet = file('a.parquet');
   writeRecords(parquet, ROWS, ['prompt', 'response']);
-  for (const path of [jsonl, array, linesInJson, csv, tsv, parquet]) {
+  for (const path of [jsonl, array, linesInJson, csv, parquet]) {
     assert.deepEqual((await records(path)).map((r) => r.record), ROWS, path);
   }
+  assert.deepEqual((await records(tsv, { tsvQuoting: true })).map((r) => r.record), ROWS, 'a quoted TSV, read with tsvQuoting');
+  await assert.rejects(records(tsv), /a\.tsv:3: 1 fields, but the header has 2/, 'unquoted (the default), the quoted newline ends the row');
   assert.deepEqual((await records(jsonl)).map(({ row, line }) => [row, line]), [[1, 1], [2, 2]]);
   assert.deepEqual((await records(array)).map(({ row, line }) => [row, line]), [[1, 2], [2, 6]], 'JSON elements carry the line they start on');
   assert.deepEqual((await records(csv)).map(({ row, line }) => [row, line]), [[1, 2], [2, 4]], 'a quoted newline moves the next row down');
@@ -118,7 +120,7 @@ test('empty data is a clear error (or allowed on request)', async (t) => {
 test('the CSV tokenizer and the JSON array scanner give the same rows whatever the chunk boundaries', () => {
   const csv = 'a,b\r\n"x ""q""\r\nmore",y\r\n\r\nplain,"last"';
   const whole = (() => {
-    const tok = new CsvTokenizer(',', 'f.csv');
+    const tok = new CsvTokenizer({ delimiter: ',', quoting: true }, 'f.csv');
     return [...tok.feed(csv), ...tok.end()];
   })();
   assert.deepEqual(whole, [
@@ -127,7 +129,7 @@ test('the CSV tokenizer and the JSON array scanner give the same rows whatever t
     { line: 5, fields: ['plain', 'last'] },
   ]);
   const inChunks = (size: number): CsvRow[] => {
-    const tok = new CsvTokenizer(',', 'f.csv');
+    const tok = new CsvTokenizer({ delimiter: ',', quoting: true }, 'f.csv');
     const rows: CsvRow[] = [];
     for (let i = 0; i < csv.length; i += size) rows.push(...tok.feed(csv.slice(i, i + size)));
     return [...rows, ...tok.end()];

@@ -20,7 +20,7 @@ test('held-out rows are the ones embtune train holds out (same ratio, same data 
     const rows = Array.from({ length: 137 }, (_, i) => ({ query: `question ${i}`, response: `answer ${i % 120}`, rejected_response: [`negative ${i}`] }));
     writeFileSync(file, jsonl(rows));
     for (const [ratio, seed] of [[0.05, 42], [0.2, 7], [0.01, 0]] as const) {
-      const trainHeldOut = splitExamples(await loadTrainExamples([file], 'stop'), ratio, seed).evalSet;
+      const trainHeldOut = splitExamples(await loadTrainExamples([file], { onError: 'stop' }), ratio, seed).evalSet;
       const data = await loadEvalDataset({ data: file, splitDatasetRatio: ratio, dataSeed: seed });
       assert.deepEqual(data.queries.texts, trainHeldOut.map((e) => e.query), `ratio ${ratio} seed ${seed}`);
       // The corpus: the held-out rows' own documents (positives and negatives), as train's in-loop eval.

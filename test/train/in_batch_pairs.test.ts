@@ -49,7 +49,7 @@ test('embtune train on a {query, response} file: rows without negatives, the los
     const lines = readFileSync(join(FIXTURES, 'mining/swift/v6.0.0/a_labeled_list.swift.jsonl'), 'utf8').trim().split('\n').slice(0, 16);
     const file = join(dir, 'pairs.jsonl');
     writeFileSync(file, lines.map((l) => { const r = JSON.parse(l) as { query: string; response: string }; return JSON.stringify({ query: r.query, response: r.response }); }).join('\n') + '\n');
-    const examples = await loadTrainExamples([file], 'stop');
+    const examples = await loadTrainExamples([file], { onError: 'stop' });
     assert.equal(examples.length, 16);
     assert.ok(examples.every((e) => e.negatives.length === 0));
     const config = resolveConfig({}, {
