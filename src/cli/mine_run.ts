@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../torch/index.js';
 import { readRecords, writeRecords } from '../data/records.js';
+import { exampleDecoder, exampleEncoder, type ExampleEncoder, type Located, type RetrievalExample } from '../data/examples.js';
 import { Embedder } from '../embed/embedder.js';
 import { Reranker } from '../embed/reranker.js';
 import { mineHardNegatives, embedderEncoder, rerankerCrossEncoder, type MiningEncoder, type MiningOptions, type MiningResult, type EncodeRequest } from '../mine/index.js';
@@ -21,8 +22,11 @@ export async function runMineCommand(flags: MineFlags): Promise<void> {
     throw new UsageError('--query-embeddings and --corpus-embeddings go together (vectors for the anchors and for the documents)');
   }
   if (!precomputed && flags.model === undefined) throw new UsageError('--model is required (or give precomputed vectors with --query-embeddings and --corpus-embeddings)');
-  if (flags.swift && !['labeled-list', 'n-tuple', 'triplet'].includes(flags.outputFormat)) {
+  if (flags.swift && !(flags.outputFormat in MINED_AS)) {
     throw new UsageError(`--swift needs --output-format labeled-list, n-tuple or triplet (ms-swift records hold one query, one positive and its negatives), not ${flags.outputFormat}`);
+  }
+  if (flags.swift && flags.outputFormat === 'labeled-list' && flags.outputScores) {
+    throw new UsageError('--swift reads the positive of a labeled-list row from its labels, which --output-scores replaces by scores: leave out one of the two');
   }
 
   const { columns, rows } = await readInput(flags);
@@ -155,16 +159,28 @@ const hnswSearch: SearchFunction = (queries, corpus, dim, k) => hnswTopK(queries
 /** sentence-transformers' columns, or (--swift) the tutorial's ms-swift ≤ 3.8 records. */
 function writeOutput(flags: MineFlags, result: MiningResult): number {
   if (!flags.swift) return writeRecords(flags.output, result.rows, result.columns);
-  const [anchor, positive, ...rest] = result.columns;
-  const negatives = rest.filter((c) => /^negative/.test(c));
-  const records = result.rows.map((row) => {
-    if (flags.outputFormat === 'labeled-list') {
-      const docs = row[positive!] as string[];
-      return { query: row[anchor!], response: docs[0], rejected_response: docs.slice(1) };
-    }
-    return { query: row[anchor!], response: row[positive!], rejected_response: negatives.map((c) => row[c]) };
-  });
-  return writeRecords(flags.output, records, ['query', 'response', 'rejected_response']);
+  const encoder = exampleEncoder('swift');
+  return writeRecords(flags.output, swiftRecords(flags.outputFormat as SwiftMinedFormat, result.rows, encoder), encoder.columns(undefined));
+}
+
+/** The sentence-transformers format each mining output is, as `embtune convert --from` names it. */
+const MINED_AS = { 'labeled-list': 'st-labeled-list', 'n-tuple': 'st', triplet: 'st-triplet' } as const;
+type SwiftMinedFormat = keyof typeof MINED_AS;
+
+/**
+ * The mined rows through the converter's decoder and ms-swift encoder (src/data/examples.ts), so
+ * `mine --swift` writes exactly what `mine` then `convert --from st-… --to swift` writes: one
+ * record per (query, positive) with all its negatives (triplet rows of one pair are grouped).
+ */
+function swiftRecords(format: SwiftMinedFormat, rows: readonly Record<string, unknown>[], encoder: ExampleEncoder): Record<string, unknown>[] {
+  const decoder = exampleDecoder(MINED_AS[format]);
+  const out: Record<string, unknown>[] = [];
+  const add = (examples: Located<RetrievalExample>[]) => {
+    for (const { value } of examples) out.push(...encoder.encode(value));
+  };
+  rows.forEach((record, i) => add(decoder.push({ row: i + 1, record })));
+  add(decoder.end());
+  return out;
 }
 
 function num(value: string, flag: string): number {

@@ -74,6 +74,33 @@ test('embtune mine --swift writes the tutorial\'s ms-swift records', () => {
   });
 });
 
+test('embtune mine --swift writes what mine then convert --from st-… --to swift writes, for triplet and n-tuple output too', () => {
+  withTables((dir, queries, documents) => {
+    const parse = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { query: string; response: string; rejected_response: string[] });
+    for (const [format, from] of [['triplet', 'st-triplet'], ['n-tuple', 'st'], ['labeled-list', 'st-labeled-list']] as const) {
+      const flags = ['--input', join(MINING, 'dataset.jsonl'), '--query-embeddings', queries, '--corpus-embeddings', documents, '--quiet', ...CASE_A.slice(0, -1), format];
+      const mined = join(dir, `${format}.jsonl`);
+      const direct = join(dir, `${format}.swift.jsonl`);
+      const converted = join(dir, `${format}.converted.jsonl`);
+      assert.equal(embtune('mine', ...flags, '--output', mined).status, 0);
+      const r = embtune('mine', ...flags, '--output', direct, '--swift');
+      assert.equal(r.status, 0, r.stderr);
+      const c = embtune('convert', '--from', from, '--to', 'swift', '--input', mined, '--output', converted);
+      assert.equal(c.status, 0, c.stderr);
+      assert.deepEqual(parse(direct), parse(converted), format);
+      if (format === 'triplet') {
+        // One record per (query, positive) holding every negative of the pair, not one per triplet row.
+        const pairs = new Set(readFileSync(mined, 'utf8').trim().split('\n').map((l) => { const row = JSON.parse(l) as Record<string, string>; return `${row.prompt}\u0000${row.response}`; }));
+        assert.equal(parse(direct).length, pairs.size);
+        assert.ok(parse(direct).some((record) => record.rejected_response.length > 1));
+      }
+    }
+    const refused = embtune('mine', '--input', join(MINING, 'dataset.jsonl'), '--query-embeddings', queries, '--corpus-embeddings', documents, ...CASE_A, '--output-scores', '--swift', '--output', join(dir, 'x.jsonl'));
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /--output-scores replaces by scores/);
+  });
+});
+
 test('embtune mine names a text the precomputed table lacks, and refuses half a pair of tables', () => {
   withTables((dir, queries, documents) => {
     const partial = join(dir, 'partial.jsonl');
