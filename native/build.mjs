@@ -16,6 +16,19 @@ if (!torch.ok) {
 console.error(`embtune: building against libtorch ${torch.version} from ${torch.source}: ${torch.root}${torch.cuda ? ' (CUDA)' : ''}`);
 
 const libs = [torch.hasTorchLib ? '-ltorch' : '', '-ltorch_cpu', '-lc10'];
+// torch.distributed (native/src/distributed_ops.cc) compiles against ProcessGroupGloo only when
+// Gloo's headers are there (Debian: libgloo-dev; libtorch itself exports the symbols). Without
+// them the addon still builds and loads, and its distributed functions say what to install.
+// EMBTUNE_GLOO=0 builds without it even where the headers exist.
+const glooInclude = [...torch.includeDirs, join(torch.root, 'include'), '/usr/include', '/usr/local/include'].find((d) =>
+  existsSync(join(d, 'gloo/config.h')),
+);
+const gloo = process.env.EMBTUNE_GLOO !== '0' && glooInclude !== undefined;
+console.error(
+  gloo
+    ? `embtune: torch.distributed with Gloo (headers in ${glooInclude}/gloo)`
+    : `embtune: torch.distributed off: ${process.env.EMBTUNE_GLOO === '0' ? 'EMBTUNE_GLOO=0' : 'no Gloo headers (apt-get install -y libgloo-dev)'}`,
+);
 if (torch.cuda) libs.push('-ltorch_cuda', '-lc10_cuda');
 const gypi = {
   variables: {
@@ -26,7 +39,7 @@ const gypi = {
   target_defaults: {
     include_dirs: torch.includeDirs,
     libraries: [`-L${torch.libDir}`, `-Wl,-rpath,${torch.libDir}`, '-Wl,--no-as-needed', ...libs.filter(Boolean), '-Wl,--as-needed'],
-    defines: [`EMBTUNE_LIBTORCH_ROOT="${torch.root}"`, ...(torch.cuda ? ['EMBTUNE_CUDA=1'] : [])],
+    defines: [`EMBTUNE_LIBTORCH_ROOT="${torch.root}"`, ...(torch.cuda ? ['EMBTUNE_CUDA=1'] : []), ...(gloo ? ['USE_C10D_GLOO'] : [])],
   },
 };
 writeFileSync(join(here, 'libtorch.gypi'), JSON.stringify(gypi, null, 2) + '\n');

@@ -445,3 +445,4 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
 }
 
 NODE_API_MODULE(embtune_torch, InitModule)
+  embtune::RegisterDistributedOps(env, exports);  // torch.distributed: one process group per environment

@@ -98,6 +98,7 @@ void RegisterOps(Napi::Env env, Napi::Object exports);
 void RegisterSearchOps(Napi::Env env, Napi::Object exports);
 void RegisterLoraOps(Napi::Env env, Napi::Object exports);
 void RegisterFusedOps(Napi::Env env, Napi::Object exports);
+void RegisterDistributedOps(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
 
 }  // namespace embtune

@@ -13,6 +13,7 @@ export { tidy, keep, dispose } from './scope.js';
 export * as F from './functional.js';
 export * as kernels from './kernels.js';
 export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';
+export * as distributed from './distributed.js';
 export { clipGradNorm } from './optim/clip_grad.js';
 export { LambdaLR, cosineWithWarmup, getCosineScheduleWithWarmup } from './optim/schedule.js';
 export {

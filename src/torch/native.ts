@@ -61,6 +61,17 @@ export interface NativeTorch {
   dataView(h: H): ArrayBuffer;
   // creation
   empty(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
+  // torch.distributed (distributed_ops.cc): one default process group per JS environment
+  distIsAvailable(): boolean;
+  distInit(method: 'tcp' | 'file', where: string, port: number, rank: number, worldSize: number, timeoutMs: number, device: string): void;
+  distIsInitialized(): boolean;
+  /** [rank, worldSize] */
+  distInfo(): [number, number];
+  distAllReduce(h: H, op: string): void;
+  distAllGather(h: H): H[];
+  distBroadcast(h: H, src: number): void;
+  distBarrier(): void;
+  distDestroy(): boolean;
   zeros(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
   ones(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
   full(shape: number[], value: number | boolean, dtype: Opt<number>, device: Opt<string>): H;
