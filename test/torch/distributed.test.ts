@@ -206,6 +206,46 @@ test('collectives before initProcessGroup give an error that says to call it', {
   assert.deepEqual(t.tolist(), [1, 1]);
 });
 
+test('the process group belongs to the JS environment that made it: a worker thread sees none of the main thread\'s', { skip, timeout: 30_000 }, async () => {
+  const dist = torch.distributed;
+  const port = await freePort();
+  dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1, timeoutMs: 10_000 });
+  try {
+    const t = torch.tensor([2, 3]);
+    dist.allReduce(t); // a world of one: the sum is the tensor itself
+    assert.deepEqual(t.tolist(), [2, 3]);
+    const torchUrl = new URL('../../src/torch/index.js', import.meta.url).href;
+    const code = `
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(torchUrl)}).then((torch) => {
+        const d = torch.distributed;
+        let error = '';
+        try { d.allReduce(torch.ones([1])); } catch (e) { error = e.message; }
+        parentPort.postMessage({ initialized: d.isInitialized(), error });
+      });`;
+    const { Worker } = await import('node:worker_threads');
+    const reply = await new Promise<{ initialized: boolean; error: string }>((resolve, reject) => {
+      const worker = new Worker(code, { eval: true });
+      worker.once('message', (m: { initialized: boolean; error: string }) => void worker.terminate().then(() => resolve(m)));
+      worker.once('error', reject);
+    });
+    assert.equal(reply.initialized, false);
+    assert.match(reply.error, /call initProcessGroup\(\) before allReduce\(\)/);
+    assert.equal(dist.isInitialized(), true);
+    assert.equal(dist.getWorldSize(), 1);
+  } finally {
+    dist.destroyProcessGroup();
+  }
+  assert.equal(dist.isInitialized(), false);
+});
+
+test('without Gloo in the build, the distributed functions say to install libgloo-dev (the addon itself loads)', { skip: available ? 'this addon has Gloo' : false }, () => {
+  const dist = torch.distributed;
+  assert.equal(dist.isInitialized(), false);
+  assert.throws(() => dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:29500', rank: 0, worldSize: 1 }), /built without Gloo.*libgloo-dev/);
+  assert.throws(() => dist.allReduce(torch.ones([1])), /built without Gloo.*libgloo-dev/);
+});
+
 test('env:// reads RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; options win over them; a missing one is named', () => {
   const env = { RANK: '1', WORLD_SIZE: '4', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29500' };
   assert.deepEqual(resolveRendezvous({}, env), {
