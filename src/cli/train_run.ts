@@ -3,7 +3,7 @@ import { setNumThreads } from '../torch/index.js';
 import { ConfigError, camelKey, readConfigFile, resolveConfig, type TrainConfig } from '../train/config.js';
 import { train } from '../train/run.js';
 import type { LogRecord } from '../train/checkpoint.js';
-import { formatDuration } from './progress.js';
+import { ProgressBar } from './progress.js';
 import { UsageError, modelFolder, parsePositiveInt } from './io.js';
 import type { TrainCliFlags } from './train.js';
 
@@ -58,34 +58,24 @@ function formatEval(r: LogRecord): string {
   return `eval @ step ${r.step}: ` + keys.filter((k) => typeof r[k] === 'number').map((k) => `${k.slice(5)} ${(r[k] as number).toFixed(4)}`).join('  ');
 }
 
-/** `train [####------]  40%  40/100 steps  0.52 steps/s  loss 1.2345  lr 5.9e-06  ETA 1m55s` on stderr. */
+/**
+ * The training bar (progress.ts), made at the first step so that a resumed run's rate counts only
+ * the steps it ran; notes before then are plain lines.
+ */
 class StepBar {
-  private readonly started = Date.now();
-  private firstStep?: number;
-  private line = '';
-  private lastPrinted = 0;
+  #bar: ProgressBar | undefined;
 
   update(step: number, total: number, loss: number, lr: number): void {
-    this.firstStep ??= step - 1;
-    const seconds = (Date.now() - this.started) / 1000;
-    const rate = (step - this.firstStep) / Math.max(seconds, 1e-9);
-    const fraction = step / total;
-    const filled = Math.round(fraction * 20);
-    const eta = rate > 0 && step < total ? `  ETA ${formatDuration((total - step) / rate)}` : '';
-    this.line = `train [${'#'.repeat(filled)}${'-'.repeat(20 - filled)}] ${`${Math.floor(fraction * 100)}%`.padStart(4)}  ${step}/${total} steps  ${rate.toFixed(2)} steps/s  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}${eta}`;
-    if (process.stderr.isTTY) process.stderr.write(`\r${this.line}\x1b[K`);
-    else if (Date.now() - this.lastPrinted > 10_000 || step === total || step === 1) {
-      this.lastPrinted = Date.now();
-      process.stderr.write(`${this.line}\n`);
-    }
+    this.#bar ??= new ProgressBar('train', 'steps', { initial: step - 1 });
+    this.#bar.update(step, total, `loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}`);
   }
 
   note(text: string): void {
-    process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${text}\n${this.line}` : `${text}\n`);
+    if (this.#bar) this.#bar.note(text);
+    else process.stderr.write(`${text}\n`);
   }
 
   done(): void {
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    process.stderr.write(`trained in ${formatDuration((Date.now() - this.started) / 1000)}\n`);
+    this.#bar?.finish('trained');
   }
 }

@@ -185,9 +185,15 @@ export class Embedder {
 
   /**
    * Hidden states pooled [B, H]. For last-token pooling the encoder is asked for the pooled
-   * positions only (a decoder then runs its last layer for them alone: the same vectors, ~3% less work).
+   * positions only (a decoder then runs its last layer for them alone: the same vectors, ~3% less work)
+   * — except while LoRA dropout is drawn: PEFT draws the last layer's masks over every position,
+   * and drawing fewer would shift the generator, so the masks (and the step) would no longer be
+   * PyTorch+PEFT's for the same seed (bench/train --check).
    */
   private pooledStates(inputIds: Tensor, attentionMask: Tensor, layerHook?: LayerHook): Tensor {
+    if (this.info.pooling === 'lasttoken' && this.adapter?.drawsDropout) {
+      return pool('lasttoken', this.encoder.forward(inputIds, attentionMask, { layerHook }), attentionMask);
+    }
     if (this.info.pooling === 'lasttoken') {
       return this.encoder.forward(inputIds, attentionMask, { outputPositions: lastTokenPositions(attentionMask), layerHook }).squeeze(1);
     }

@@ -274,6 +274,11 @@ export class LoraAdapter implements LinearAdapter {
     return this;
   }
 
+  /** Whether a forward now draws dropout masks (training mode and a layer with dropout). */
+  get drawsDropout(): boolean {
+    return this.training && [...this.layers.values()].some((layer) => layer.dropout > 0);
+  }
+
   /** Eval mode: no dropout. */
   eval(): this {
     return this.train(false);
