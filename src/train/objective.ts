@@ -30,6 +30,7 @@ export function infonceObjective(c: TrainConfig, env: NodeJS.ProcessEnv): Object
   const random = new SeededRandom(c.seed);
   return {
     options,
+    gatherAcrossRanks: options.useBatch,
     reseed(seed: number) {
       random.state = seed;
     },

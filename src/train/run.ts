@@ -13,6 +13,7 @@ import { checkNegativesAvailable, infonceObjective } from './objective.js';
 import { writeTrainingReport } from './run_report.js';
 import { Trainer, type TrainEvents, type TrainResult, type TrainableModel } from './trainer.js';
 import type { TrainExample } from './examples.js';
+import { dataParallelFromEnv, leaveDataParallel, type DataParallel } from './data_parallel.js';
 
 export interface TrainRunOptions extends TrainEvents {
   /** Malformed data rows: stop (default) or skip and count. */
@@ -27,6 +28,8 @@ export interface TrainRunOptions extends TrainEvents {
   modelFolder?: (ref: string) => Promise<string>;
   /** Called once the trainer exists, e.g. to wire Ctrl-C to `trainer.interrupt()`. */
   onTrainer?: (trainer: Trainer) => void;
+  /** Data-parallel (WORLD_SIZE > 1): the rendezvous and collective timeout (default 30 minutes, PyTorch's). */
+  distributedTimeoutMs?: number;
 }
 
 export interface TrainRun extends TrainResult {
@@ -36,6 +39,16 @@ export interface TrainRun extends TrainResult {
 
 /** Runs a training job from a full config (see `resolveConfig` for one from partial options). */
 export async function train(config: TrainConfig, options: TrainRunOptions = {}): Promise<TrainRun> {
+  // torchrun's contract (WORLD_SIZE > 1): join the group first, so a missing rank fails fast.
+  const joined = dataParallelFromEnv({ timeoutMs: options.distributedTimeoutMs });
+  try {
+    return await trainOn(config, { ...options, say: joined && !joined.isMain ? () => {} : options.say }, joined);
+  } finally {
+    if (joined) leaveDataParallel();
+  }
+}
+
+async function trainOn(config: TrainConfig, options: TrainRunOptions, parallel: DataParallel | undefined): Promise<TrainRun> {
   const say = options.say ?? (() => {});
   const onError = options.onError ?? 'stop';
   const read = { onError, tsvQuoting: options.tsvQuoting };
@@ -47,7 +60,7 @@ export async function train(config: TrainConfig, options: TrainRunOptions = {}):
   const folder = await (options.modelFolder ?? ((ref) => resolveModel(ref)))(config.model);
   const model = await loadTrainableModel(folder, config, say);
   try {
-    return await runWithModel(config, model.trainable, model.description, rows, evalSet, options);
+    return await runWithModel(config, model.trainable, model.description, rows, evalSet, options, parallel);
   } finally {
     model.dispose();
   }
@@ -65,33 +78,46 @@ async function runWithModel(
   rows: TrainExample[],
   evalSet: TrainExample[],
   options: TrainRunOptions,
+  parallel?: DataParallel,
 ): Promise<TrainRun> {
   const say = options.say ?? (() => {});
-  const runDir = config.resumeFromCheckpoint ? dirname(resolve(config.resumeFromCheckpoint)) : newRunDir(config.outputDir);
-  mkdirSync(runDir, { recursive: true });
-  if (!config.resumeFromCheckpoint) {
+  const main = parallel?.isMain ?? true;
+  const ownRunDir = config.resumeFromCheckpoint ? dirname(resolve(config.resumeFromCheckpoint)) : newRunDir(config.outputDir);
+  // Rank 0 names the run folder (by its clock) and is the only one to write into it.
+  const runDir = parallel ? parallel.broadcastString(ownRunDir) : ownRunDir;
+  if (main) mkdirSync(runDir, { recursive: true });
+  if (!config.resumeFromCheckpoint && main) {
     const args = { ...config, learningRate: learningRateOf(config), gradientAccumulationSteps: accumulationStepsOf(config), evalSteps: evalStepsOf(config) };
     writeFileSync(join(runDir, 'args.json'), JSON.stringify(args, null, 2));
   }
   const logFile = join(runDir, 'logging.jsonl');
   const objective = infonceObjective(config, options.env ?? process.env);
   checkNegativesAvailable(rows, config.perDeviceTrainBatchSize, objective.options.useBatch);
-  const trainer = new Trainer(config, trainable, objective, rows, evalSet, runDir, {
-    ...options,
-    onLog: (record) => {
-      appendFileSync(logFile, `${JSON.stringify(record)}\n`);
-      options.onLog?.(record);
+  const trainer = new Trainer(
+    config,
+    trainable,
+    objective,
+    rows,
+    evalSet,
+    runDir,
+    {
+      ...options,
+      onLog: (record) => {
+        appendFileSync(logFile, `${JSON.stringify(record)}\n`);
+        options.onLog?.(record);
+      },
     },
-  });
+    parallel,
+  );
   try {
     if (config.resumeFromCheckpoint) {
       trainer.resumeFrom(config.resumeFromCheckpoint);
       say(`resumed from ${config.resumeFromCheckpoint} at step ${trainer.globalStep}`);
     }
-    say(`training: ${trainer.maxSteps} optimizer steps of ${config.perDeviceTrainBatchSize} rows × ${accumulationStepsOf(config)} micro-batches, lr ${learningRateOf(config)}, ${description}`);
+    say(`training: ${trainer.maxSteps} optimizer steps of ${config.perDeviceTrainBatchSize} rows × ${accumulationStepsOf(config)} micro-batches${parallel ? ` on each of ${parallel.worldSize} ranks` : ''}, lr ${learningRateOf(config)}, ${description}`);
     options.onTrainer?.(trainer);
     const result = await trainer.run();
-    const report = writeTrainingReport(runDir, result.logHistory, config);
+    const report = main ? writeTrainingReport(runDir, result.logHistory, config) : { html: '', summary: '' };
     return { ...result, report, logFile };
   } finally {
     trainer.dispose();

@@ -20,10 +20,12 @@ import type { TrainExample } from './examples.js';
 import { pruneCheckpoints, readTrainerState, restoreOptimizer, saveCheckpoint, type LogRecord, type TrainerState } from './checkpoint.js';
 import { scheduleMultiplier } from './schedule.js';
 import { gradCacheForwardBackward } from './grad_cache.js';
+import type { DataParallel } from './data_parallel.js';
 
 /** What the trainer needs from a model (LoRA-wrapped or fully trainable). */
 export interface TrainableModel {
   readonly padTokenId: number;
+  /** Where the model runs (`cpu`, `cuda:0`, …; default the CPU): batches are made there. */
   /** Token ids with the model's template (ms-swift qwen3_emb: text + <|endoftext|>), untruncated. */
   tokenize(texts: string[]): TokenIds[];
   /** The model's own sequence limit (config.json `max_position_embeddings`): --max-length's default. Absent: none. */
@@ -52,6 +54,8 @@ export interface Objective {
   metrics(embeddings: Float32Array[], groupSizes: number[], examples: TrainExample[]): Record<string, number>;
   /** Re-seeds the loss's own draws (hard-negative padding), so a resumed run replays them. */
   reseed?(seed: number): void;
+  /** Data-parallel: take the loss over every rank's gathered embeddings (ms-swift's use_batch). */
+  readonly gatherAcrossRanks?: boolean;
 }
 
 export interface TrainEvents {
@@ -97,6 +101,8 @@ export class Trainer {
     evalExamples: TrainExample[],
     readonly runDir: string,
     readonly events: TrainEvents = {},
+    /** Data-parallel training (data_parallel.ts): this rank's shard, averaged gradients, rank 0 writes. */
+    readonly parallel?: DataParallel,
   ) {
     const train = this.tokenizeAll(trainExamples, 'training');
     const held = this.tokenizeAll(evalExamples, 'held-out');
@@ -104,7 +110,8 @@ export class Trainer {
     this.eval = held.rows;
     this.evalExamples = held.kept;
     const bs = config.perDeviceTrainBatchSize;
-    this.microPerEpoch = config.dataloaderDropLast ? Math.floor(this.train.length / bs) : Math.ceil(this.train.length / bs);
+    const rows = parallel ? parallel.shardSize(this.train.length) : this.train.length;
+    this.microPerEpoch = config.dataloaderDropLast ? Math.floor(rows / bs) : Math.ceil(rows / bs);
     if (this.microPerEpoch === 0) throw new Error(`${this.train.length} training rows make no full batch of ${bs} (dataloader_drop_last); lower --per-device-train-batch-size`);
     const updatesPerEpoch = Math.ceil(this.microPerEpoch / accumulationStepsOf(config));
     this.maxSteps = config.maxSteps > 0 ? config.maxSteps : Math.ceil(config.numTrainEpochs * updatesPerEpoch);
@@ -117,7 +124,7 @@ export class Trainer {
     });
     const warmup = config.warmupSteps > 0 ? config.warmupSteps : Math.ceil(config.warmupRatio * this.maxSteps);
     this.scheduler = new LambdaLR(this.optimizer, (s) => scheduleMultiplier(config.lrSchedulerType, s, warmup, this.maxSteps));
-    this.state = { globalStep: 0, epoch: 0, microBatch: 0, logHistory: [], maxSteps: this.maxSteps, fingerprint: fingerprintOf(config, this.train.length) };
+    this.state = { globalStep: 0, epoch: 0, microBatch: 0, logHistory: [], maxSteps: this.maxSteps, fingerprint: fingerprintOf(config, this.train.length, parallel?.worldSize ?? 1) };
   }
 
   /** Asks the loop to stop after the current optimizer step and save a checkpoint (Ctrl-C). */
@@ -147,7 +154,8 @@ export class Trainer {
     let lastCheckpoint: string | undefined;
     let pendingLoss = 0;
     let pendingSteps = 0;
-    if (this.state.globalStep === 0 && this.eval.length > 0) this.evaluate();
+    this.parallel?.broadcastParameters([...this.params.values()]);
+    if (this.state.globalStep === 0 && this.eval.length > 0 && this.isMain) this.evaluate();
     while (this.state.globalStep < this.maxSteps) {
       if (this.state.microBatch >= this.microPerEpoch) {
         this.state.epoch += 1;
@@ -164,6 +172,10 @@ export class Trainer {
         manualSeed(seed);
         this.objective.reseed?.(seed);
         loss += this.forwardBackward(rows, window);
+      }
+      if (this.parallel) {
+        this.parallel.averageGradients([...this.params.values()]);
+        loss = this.parallel.agree(loss, false).loss;
       }
       if (!Number.isFinite(loss)) {
         this.optimizer.zero_grad();
@@ -186,8 +198,10 @@ export class Trainer {
         pendingSteps = 0;
       }
       const last = step === this.maxSteps;
-      if (this.eval.length > 0 && (step % evalStepsOf(c) === 0 || last)) this.evaluate();
+      if (this.eval.length > 0 && this.isMain && (step % evalStepsOf(c) === 0 || last)) this.evaluate();
       await yieldToEventLoop(); // lets Ctrl-C (SIGINT) reach interrupt()
+      // Every rank stops at the same step, whichever of them was interrupted.
+      if (this.parallel) this.interrupted = this.parallel.agree(0, this.interrupted).interrupted;
       if (step % c.saveSteps === 0 || last || this.interrupted) {
         lastCheckpoint = this.saveCheckpoint();
       }
@@ -203,12 +217,12 @@ export class Trainer {
       const groupSizes = rows.map((r) => r.ids.length - 1);
       const chunk = this.config.gradientCacheChunkSize;
       if (chunk !== undefined && chunk < flat.length) {
-        return gradCacheForwardBackward(this.model, flat, chunk, (embeddings) => this.lossOf(embeddings, groupSizes).div(window));
+        return gradCacheForwardBackward(this.model, flat, chunk, (embeddings) => this.trainingLoss(embeddings, groupSizes).div(window));
       }
       const loss = enableGrad(() => {
         const { inputIds, attentionMask } = padRight(flat, this.model.padTokenId);
         const pooled = this.model.encode(inputIds, attentionMask);
-        return this.lossOf(pooled, groupSizes).div(window);
+        return this.trainingLoss(pooled, groupSizes).div(window);
       });
       const value = loss.item();
       if (Number.isFinite(value)) {
@@ -217,6 +231,18 @@ export class Trainer {
       }
       return value;
     });
+  }
+
+  /** The micro-batch loss; data-parallel with in-batch negatives, over every rank's rows (ms-swift). */
+  private trainingLoss(pooled: Tensor, groupSizes: number[]): Tensor {
+    if (!this.parallel || !this.objective.gatherAcrossRanks) return this.lossOf(pooled, groupSizes);
+    const all = this.parallel.gatherEmbeddings(pooled, groupSizes);
+    return this.lossOf(all.embeddings, all.groupSizes);
+  }
+
+  /** Whether this process evaluates, logs and writes checkpoints (rank 0, or the only process). */
+  private get isMain(): boolean {
+    return this.parallel?.isMain ?? true;
   }
 
   /** InfoNCE on the normalised embeddings, summed over Matryoshka dimensions when given (§3.7). */
@@ -269,6 +295,7 @@ export class Trainer {
 
   private saveCheckpoint(): string {
     const folder = join(this.runDir, `checkpoint-${this.state.globalStep}`);
+    if (!this.isMain) return folder; // rank 0 writes it; every rank can resume from it
     saveCheckpoint(folder, (dir) => this.model.save(dir), this.state, this.optimizer, this.scheduler, this.params);
     pruneCheckpoints(this.runDir, this.config.saveTotalLimit, this.state.bestStep);
     this.events.onCheckpoint?.(folder);
@@ -277,7 +304,7 @@ export class Trainer {
 
   private log(record: LogRecord): void {
     this.state.logHistory.push(record);
-    this.events.onLog?.(record);
+    if (this.isMain) this.events.onLog?.(record);
   }
 
   private result(stopped: TrainResult['stopped'], lastCheckpoint: string | undefined): TrainResult {
@@ -291,7 +318,8 @@ export class Trainer {
   /** The data order of `epoch` (drawn once per epoch, not once per step). */
   private epochOrder(epoch: number): number[] {
     if (this.order?.epoch === epoch) return this.order.rows;
-    this.order = { epoch, rows: this.drawOrder(epoch) };
+    const order = this.drawOrder(epoch);
+    this.order = { epoch, rows: this.parallel ? this.parallel.shard(order) : order };
     return this.order.rows;
   }
 
@@ -394,8 +422,10 @@ function round(x: number, digits: number): number {
   return Math.round(x * f) / f;
 }
 
-function fingerprintOf(c: TrainConfig, trainRows: number): Record<string, unknown> {
+function fingerprintOf(c: TrainConfig, trainRows: number, worldSize: number): Record<string, unknown> {
   return {
+    // The data order depends on the world size; one process keeps the fingerprint it always had.
+    ...(worldSize > 1 ? { worldSize } : {}),
     trainRows,
     perDeviceTrainBatchSize: c.perDeviceTrainBatchSize,
     gradientAccumulationSteps: accumulationStepsOf(c),
