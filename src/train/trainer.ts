@@ -25,7 +25,6 @@ import type { DataParallel } from './data_parallel.js';
 /** What the trainer needs from a model (LoRA-wrapped or fully trainable). */
 export interface TrainableModel {
   readonly padTokenId: number;
-  /** Where the model runs (`cpu`, `cuda:0`, …; default the CPU): batches are made there. */
   /** Token ids with the model's template (ms-swift qwen3_emb: text + <|endoftext|>), untruncated. */
   tokenize(texts: string[]): TokenIds[];
   /** The model's own sequence limit (config.json `max_position_embeddings`): --max-length's default. Absent: none. */
