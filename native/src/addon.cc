@@ -13,6 +13,7 @@
 #endif
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -268,6 +269,42 @@ void SetOpenBlasThreads(int n) {
 
 int CudaDeviceCount() { return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0; }
 
+// Name and total memory of each CUDA device, asked of the CUDA driver (libcuda.so.1) at run time:
+// its C API is the same in every CUDA version, so neither the CPU build nor a CUDA build needs the
+// CUDA headers for it. Driver ordinals are the runtime's (both honour CUDA_VISIBLE_DEVICES).
+struct CudaDeviceInfo {
+  std::string name;
+  int64_t total_memory;
+};
+
+std::vector<CudaDeviceInfo> CudaDeviceInfos() {
+  const int count = CudaDeviceCount();
+  if (count == 0) return {};
+  void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);  // kept loaded: libtorch uses it too
+  if (driver == nullptr) throw std::runtime_error(std::string("cannot load the CUDA driver (libcuda.so.1): ") + dlerror());
+  using InitFn = int (*)(unsigned int);
+  using GetFn = int (*)(int*, int);
+  using NameFn = int (*)(char*, int, int);
+  using MemFn = int (*)(size_t*, int);
+  auto init = reinterpret_cast<InitFn>(dlsym(driver, "cuInit"));
+  auto get = reinterpret_cast<GetFn>(dlsym(driver, "cuDeviceGet"));
+  auto name = reinterpret_cast<NameFn>(dlsym(driver, "cuDeviceGetName"));
+  auto mem = reinterpret_cast<MemFn>(dlsym(driver, "cuDeviceTotalMem_v2"));
+  if (init == nullptr || get == nullptr || name == nullptr || mem == nullptr) throw std::runtime_error("the CUDA driver (libcuda.so.1) lacks cuInit/cuDeviceGet/cuDeviceGetName/cuDeviceTotalMem_v2");
+  if (int rc = init(0); rc != 0) throw std::runtime_error("cuInit failed with CUDA driver error " + std::to_string(rc));
+  std::vector<CudaDeviceInfo> out;
+  for (int i = 0; i < count; ++i) {
+    int dev = 0;
+    char buf[256] = {0};
+    size_t bytes = 0;
+    if (int rc = get(&dev, i); rc != 0) throw std::runtime_error("cuDeviceGet(" + std::to_string(i) + ") failed with CUDA driver error " + std::to_string(rc));
+    if (name(buf, sizeof(buf) - 1, dev) != 0) std::snprintf(buf, sizeof(buf), "unknown");
+    if (mem(&bytes, dev) != 0) bytes = 0;
+    out.push_back({buf, static_cast<int64_t>(bytes)});
+  }
+  return out;
+}
+
 Napi::Value CopyToBuffer(Napi::Env env, const at::Tensor& t) {
   at::Tensor host = t.detach().to(at::kCPU).contiguous();
   size_t bytes = static_cast<size_t>(host.numel()) * host.element_size();
@@ -289,6 +326,18 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
 #endif
   });
   Def(env, exports, "cudaDeviceCount", [](Args&) { return static_cast<int64_t>(CudaDeviceCount()); });
+  // cudaDeviceProperties() → [{name, totalMemory}] per CUDA device ([] without CUDA).
+  Def(env, exports, "cudaDeviceProperties", [](Args& a) -> Napi::Value {
+    const auto infos = CudaDeviceInfos();
+    Napi::Array out = Napi::Array::New(a.env(), infos.size());
+    for (size_t i = 0; i < infos.size(); ++i) {
+      Napi::Object o = Napi::Object::New(a.env());
+      o.Set("name", infos[i].name);
+      o.Set("totalMemory", static_cast<double>(infos[i].total_memory));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  });
   Def(env, exports, "parallelInfo", [](Args&) { return at::get_parallel_info(); });
   Def(env, exports, "getNumThreads", [](Args&) { return static_cast<int64_t>(at::get_num_threads()); });
   Def(env, exports, "setNumThreads", [](Args& a) {
@@ -314,13 +363,15 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   });
   // torch.get_rng_state / set_rng_state: the CPU generator's state as a uint8 tensor, so that a
   // recomputation (gradient checkpointing) can replay the random draws (dropout) of a forward.
-  Def(env, exports, "getRngState", [](Args&) {
-    auto gen = at::detail::getDefaultCPUGenerator();
+  // An optional device picks that device's default generator (torch.cuda.get_rng_state(i)):
+  // dropout on a GPU draws from the GPU's generator, so a replay must restore that one.
+  Def(env, exports, "getRngState", [](Args& a) {
+    at::Generator gen = a.has(0) ? at::globalContext().defaultGenerator(a.device(0)) : at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     return gen.get_state();
   });
   Def(env, exports, "setRngState", [](Args& a) {
-    auto gen = at::detail::getDefaultCPUGenerator();
+    at::Generator gen = a.has(1) ? at::globalContext().defaultGenerator(a.device(1)) : at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(a.tensor(0));
     return true;

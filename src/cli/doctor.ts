@@ -12,6 +12,8 @@ export interface DoctorReport {
   blas: { path: string; kind: string };
   threads: { torch: number; cores: number };
   devices: string[];
+  /** Each CUDA device with the driver's name and its total memory in bytes (empty without CUDA). */
+  cudaDevices: { device: string; name: string; totalMemory: number }[];
   cuda: { compiled: boolean; devices: number };
   bfloat16: { supported: boolean; cpuNative: boolean };
   checks: { name: string; ok: boolean; detail: string }[];
@@ -49,10 +51,24 @@ export function runDoctor(): DoctorReport {
     blas: torch.blasLibrary(),
     threads: { torch: parallel, cores: availableParallelism() },
     devices,
+    cudaDevices: torch.cudaDevices(),
     cuda: { compiled: torch.cuda.compiled(), devices: cudaDevices },
     bfloat16: { supported: checks.some((c) => c.name.includes('bfloat16') && c.ok), cpuNative: torch.cpuHasBf16() },
     checks,
   };
+}
+
+function formatGiB(bytes: number): string {
+  return bytes > 0 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : 'memory unknown';
+}
+
+/** The CUDA line: what this build can reach, and how to get CUDA where it cannot. */
+function cudaLine(r: DoctorReport): string {
+  if (!r.cuda.compiled) {
+    return `CUDA is not available in this build: the addon was built against a CPU-only libtorch (${r.libtorch.path}); to use a GPU, rebuild against a CUDA libtorch (LIBTORCH=/path/to/libtorch, or a CUDA PyTorch that python3 imports) with \`npm run build:native\``;
+  }
+  if (r.cuda.devices === 0) return 'compiled in, but no CUDA device is visible (NVIDIA driver? CUDA_VISIBLE_DEVICES?)';
+  return `compiled in, ${r.cuda.devices} device${r.cuda.devices === 1 ? '' : 's'} (--device cuda:0${r.cuda.devices > 1 ? ` … cuda:${r.cuda.devices - 1}` : ''})`;
 }
 
 function parallelBackend(): string {
@@ -69,8 +85,9 @@ export function formatDoctor(r: DoctorReport): string {
     `  parallel   ${r.libtorch.parallel}`,
     `  blas       ${r.blas.kind} (${r.blas.path})${r.blas.kind === 'reference' ? '  ← slow: apt-get install -y libopenblas0-pthread' : ''}`,
     `  threads    ${r.threads.torch} (cores available: ${r.threads.cores}; set EMBTUNE_NUM_THREADS to change)`,
-    `  devices    ${r.devices.join(', ')}`,
-    `  cuda       ${r.cuda.compiled ? `compiled in, ${r.cuda.devices} device(s)` : 'not compiled in (this libtorch is CPU-only)'}`,
+    '  devices    cpu',
+    ...r.cudaDevices.map((d) => `             ${d.device}  ${d.name}, ${formatGiB(d.totalMemory)}`),
+    `  cuda       ${cudaLine(r)}`,
     `  bfloat16   ${yes(r.bfloat16.supported)} (CPU has native bf16: ${yes(r.bfloat16.cpuNative)})`,
     '  checks',
     ...r.checks.map((c) => `    ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),

@@ -6,7 +6,7 @@ import { saveSafetensors } from '../formats/safetensors_write.js';
 import { fromTypedArray } from '../torch/index.js';
 import { CountBar } from './bar.js';
 import { InvalidArgumentError } from 'commander';
-import { TSV_QUOTING_HELP, UsageError, modelFolder, parsePositiveInt, readTexts, writeJsonl } from './io.js';
+import { DEVICE_HELP, TSV_QUOTING_HELP, UsageError, modelFolder, parseDeviceFlag, parsePositiveInt, readTexts, writeJsonl } from './io.js';
 
 interface EmbedFlags {
   model: string;
@@ -19,6 +19,7 @@ interface EmbedFlags {
   dims?: number;
   paddingSide?: 'left' | 'right';
   dtype: 'float32' | 'bfloat16';
+  device: string;
   batchSize: number;
   maxBatchTokens?: number;
   maxLength?: number;
@@ -41,6 +42,7 @@ export function registerEmbed(program: Command): void {
     .option('--dims <n>', 'Matryoshka: keep the first n dimensions, then normalise', parsePositiveInt('--dims'))
     .option('--padding-side <side>', "'left' or 'right' (default: the model's, Qwen3 left, BERT right)", choice('--padding-side', ['left', 'right']))
     .option('--dtype <dtype>', "'float32' or 'bfloat16' weights and activations", choice('--dtype', ['float32', 'bfloat16']), 'float32')
+    .option('--device <device>', DEVICE_HELP, parseDeviceFlag, 'cpu')
     .option('--batch-size <n>', 'texts per forward pass (texts are sorted by length first)', parsePositiveInt('--batch-size'), 32)
     .option('--max-batch-tokens <n>', 'padded tokens per forward pass at most: short texts travel in larger batches (default: no limit)', parsePositiveInt('--max-batch-tokens'))
     .option('--max-length <n>', 'truncate texts to n tokens, special tokens included (default: the model\'s)', parsePositiveInt('--max-length'))
@@ -49,7 +51,7 @@ export function registerEmbed(program: Command): void {
       const format = extname(flags.output).toLowerCase();
       if (format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
       const texts = await readTexts(flags.input, flags.textField, { tsvQuoting: flags.tsvQuoting });
-      const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, adapter: flags.adapter });
+      const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, device: flags.device, adapter: flags.adapter });
       try {
         const bar = new CountBar('embedding', 'texts');
         let tokens = 0;

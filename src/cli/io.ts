@@ -5,6 +5,7 @@ import { readJsonl, DataError } from '../data/jsonl.js';
 import { formatOf, readRecords, type RecordFormat } from '../data/records.js';
 import { resolveModel } from '../formats/hub.js';
 import { createProgressBar } from './progress.js';
+import { DEVICE_FORMS, DeviceSyntaxError, checkDevice } from '../torch/device.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -84,6 +85,24 @@ export function writeJsonl(file: string, rows: Iterable<unknown>): void {
     }
     if (chunk.length > 0) write(encoder.encode(chunk.join('')));
   });
+}
+
+/** `--device`, one wording for every command that runs a model. */
+export const DEVICE_HELP =
+  "where the model's weights live and its forward runs: 'cpu' (default), 'cuda' (= cuda:0) or 'cuda:N'; CUDA needs the addon built against a CUDA libtorch (`embtune doctor` lists the devices)";
+
+/**
+ * The commander parser of `--device`: a malformed value is a usage error naming the accepted
+ * forms (exit 2); a well-formed device this build or machine lacks fails at once (exit 1) with
+ * what to do, before any data or model is read. Returns the canonical form (`cuda` → `cuda:0`).
+ */
+export function parseDeviceFlag(value: string): string {
+  try {
+    return checkDevice(value);
+  } catch (err) {
+    if (err instanceof DeviceSyntaxError) throw new UsageError(`--device must be ${DEVICE_FORMS}, got '${value}'`);
+    throw err;
+  }
 }
 
 /** A commander argument parser that accepts one of `allowed`. */

@@ -12,7 +12,7 @@
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { mergeAndVerify, verifyMerge, type MergeCheck } from '../merge/index.js';
-import { UsageError, modelFolder } from './io.js';
+import { DEVICE_HELP, UsageError, modelFolder, parseDeviceFlag } from './io.js';
 
 interface MergeFlags {
   model: string;
@@ -21,6 +21,7 @@ interface MergeFlags {
   dtype: 'float32' | 'bfloat16' | 'float16';
   tolerance?: number;
   verifyOnly?: boolean;
+  device: string;
 }
 
 function parseTolerance(value: string): number {
@@ -48,6 +49,7 @@ export function registerMerge(program: Command): void {
     .requiredOption('--output <dir>', 'where to write the merged model (must not be the base folder); with --verify-only, the merged folder to check')
     .addOption(new Option('--dtype <dtype>', 'dtype of the saved weights (bfloat16 halves the size; its parity tolerance is 3e-2)').choices(['float32', 'bfloat16', 'float16']).default('float32'))
     .option('--tolerance <x>', 'largest max |Δ| of unit embeddings accepted by the parity check (default 1e-4 for float32, 3e-2 bfloat16, 5e-3 float16)', parseTolerance)
+    .option('--device <device>', `${DEVICE_HELP}; the merge and the parity check run there`, parseDeviceFlag, 'cpu')
     .option('--verify-only', 'do not merge: check an existing merged folder (--output) against base + adapter, e.g. one written by swift export --merge_lora')
     .action(async (flags: MergeFlags) => {
       if (!existsSync(flags.adapter)) throw new UsageError(`--adapter ${flags.adapter}: no such folder`);
@@ -55,11 +57,11 @@ export function registerMerge(program: Command): void {
       const tolerance = flags.tolerance === undefined ? {} : { tolerance: flags.tolerance };
       if (flags.verifyOnly) {
         if (!existsSync(flags.output)) throw new UsageError(`--output ${flags.output}: no such folder to verify`);
-        report(await verifyMerge({ base, adapter: flags.adapter, merged: flags.output, dtype: flags.dtype, ...tolerance }));
+        report(await verifyMerge({ base, adapter: flags.adapter, merged: flags.output, dtype: flags.dtype, device: flags.device, ...tolerance }));
         return;
       }
       const say = (line: string) => process.stderr.write(`${line}\n`);
-      const result = await mergeAndVerify({ base, baseName: flags.model, adapter: flags.adapter, output: flags.output, dtype: flags.dtype, ...tolerance, say });
+      const result = await mergeAndVerify({ base, baseName: flags.model, adapter: flags.adapter, output: flags.output, dtype: flags.dtype, device: flags.device, ...tolerance, say });
       say(`merged ${flags.adapter} into ${flags.model}: ${flags.output} (${result.files.length} files)`);
       report(result);
     });

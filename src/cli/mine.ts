@@ -5,7 +5,7 @@
  * approximate (HNSW) search for corpora too large for exact search.
  */
 import { Command, Option } from 'commander';
-import { TSV_QUOTING_HELP, parsePositiveInt } from './io.js';
+import { DEVICE_HELP, TSV_QUOTING_HELP, parseDeviceFlag, parsePositiveInt } from './io.js';
 
 export interface MineFlags {
   input: string;
@@ -36,6 +36,8 @@ export interface MineFlags {
   batchSize: number;
   maxBatchTokens?: number;
   dtype: 'float32' | 'bfloat16';
+  /** Where the embedding model (and the --cross-encoder) run. */
+  device: string;
   semantics: 'v6' | 'v5';
   useFaiss?: boolean;
   search: 'exact' | 'hnsw';
@@ -88,6 +90,7 @@ export function registerMine(program: Command): void {
     .option('--batch-size <n>', 'texts per forward pass when embedding', parsePositiveInt('--batch-size'), 32)
     .option('--max-batch-tokens <n>', 'padded tokens per forward pass at most (texts are sorted by length)', parsePositiveInt('--max-batch-tokens'))
     .addOption(new Option('--dtype <dtype>', 'weights and activations of the embedding model').choices(['float32', 'bfloat16']).default('float32'))
+    .option('--device <device>', `${DEVICE_HELP}; the nearest-neighbour search stays on the CPU`, parseDeviceFlag, 'cpu')
     .addOption(new Option('--semantics <version>', "'v6' (sentence-transformers 6.0, the default) or 'v5' (5.1.x: keeps duplicate pairs, its hardest-positive and labeled-pair bugs, old relative margin) to reproduce an older run").choices(['v6', 'v5']).default('v6'))
     .option('--use-faiss', 'sentence-transformers\' use_faiss (search is exact either way; with --semantics v5 it changes the pool size as v5 does)')
     .addOption(new Option('--search <kind>', "'exact' (blocked inner products, bounded memory) or 'hnsw' (approximate, usearch; for very large corpora)").choices(['exact', 'hnsw']).default('exact'))

@@ -37,7 +37,7 @@ export async function runMineCommand(flags: MineFlags): Promise<void> {
     const encoder = precomputed ? await precomputedEncoder(flags.queryEmbeddings!, flags.corpusEmbeddings!) : await modelEncoder(flags, disposers);
     let crossEncoder: MiningOptions['crossEncoder'];
     if (flags.crossEncoder) {
-      const reranker = await Reranker.load(await modelFolder(flags.crossEncoder), { dtype: flags.dtype });
+      const reranker = await Reranker.load(await modelFolder(flags.crossEncoder), { dtype: flags.dtype, device: flags.device });
       disposers.push(() => reranker.dispose());
       crossEncoder = rerankerCrossEncoder(reranker);
     }
@@ -124,7 +124,7 @@ async function precomputedEncoder(queryFile: string, corpusFile: string): Promis
 
 async function modelEncoder(flags: MineFlags, disposers: (() => void)[]): Promise<MiningEncoder> {
   const folder = await modelFolder(flags.model!);
-  const embedder = await Embedder.load(folder, { dtype: flags.dtype });
+  const embedder = await Embedder.load(folder, { dtype: flags.dtype, device: flags.device });
   disposers.push(() => embedder.dispose());
   const base = embedderEncoder(embedder, { maxBatchTokens: flags.maxBatchTokens, instruction: flags.instruction, name: flags.model });
   if (!flags.cacheFolder) return base;

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Reranker } from '../embed/reranker.js';
 import { CountBar } from './bar.js';
-import { modelFolder, parsePositiveInt, readPairs, writeJsonl } from './io.js';
+import { DEVICE_HELP, modelFolder, parseDeviceFlag, parsePositiveInt, readPairs, writeJsonl } from './io.js';
 
 interface RerankFlags {
   model: string;
@@ -12,6 +12,7 @@ interface RerankFlags {
   instruction?: string;
   batchSize: number;
   maxLength: number;
+  device: string;
 }
 
 export function registerRerank(program: Command): void {
@@ -25,9 +26,10 @@ export function registerRerank(program: Command): void {
     .option('--instruction <text>', 'the <Instruct> of the template; default "Given a web search query, retrieve relevant passages that answer the query"')
     .option('--batch-size <n>', 'pairs per forward pass', parsePositiveInt('--batch-size'), 8)
     .option('--max-length <n>', 'tokens per pair, template included (the document is truncated to fit)', parsePositiveInt('--max-length'), 8192)
+    .option('--device <device>', DEVICE_HELP, parseDeviceFlag, 'cpu')
     .action(async (flags: RerankFlags) => {
       const pairs = await readPairs(flags.input);
-      const reranker = await Reranker.load(await modelFolder(flags.model), { adapter: flags.adapter });
+      const reranker = await Reranker.load(await modelFolder(flags.model), { adapter: flags.adapter, device: flags.device });
       try {
         const bar = new CountBar('reranking', 'pairs');
         const scores = reranker.scorePairs(pairs, {

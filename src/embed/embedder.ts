@@ -8,7 +8,7 @@
  * A PEFT LoRA adapter can be applied without merging (`adapter` option, `attachAdapter`), and
  * `encodeTokens` is the same computation with autograd, for training (src/train).
  */
-import { Tensor, fromTypedArray, noGrad, tidy, type DType } from '../torch/index.js';
+import { Tensor, checkDevice, fromTypedArray, noGrad, tidy, type Device, type DType } from '../torch/index.js';
 import { pool, finishEmbedding, lastTokenPositions } from '../models/pooling.js';
 import { loadEncoder, type EmbeddingModelInfo, type Encoder } from '../models/registry.js';
 import type { LayerHook } from '../models/forward.js';
@@ -60,8 +60,8 @@ export interface Batch {
   realTokens: number;
 }
 
-/** Pads id lists into int64 tensors [B, L] and their mask. */
-export function padBatch(rows: TokenIds[], padId: number, side: 'left' | 'right'): Batch {
+/** Pads id lists into int64 tensors [B, L] and their mask, on `device` (the model's; default the CPU). */
+export function padBatch(rows: TokenIds[], padId: number, side: 'left' | 'right', device: string = 'cpu'): Batch {
   const length = Math.max(...rows.map((r) => r.length));
   const ids = new BigInt64Array(rows.length * length).fill(BigInt(padId));
   const mask = new BigInt64Array(rows.length * length);
@@ -74,7 +74,7 @@ export function padBatch(rows: TokenIds[], padId: number, side: 'left' | 'right'
     }
     realTokens += row.length;
   });
-  return { inputIds: fromTypedArray(ids, [rows.length, length]), attentionMask: fromTypedArray(mask, [rows.length, length]), realTokens };
+  return { inputIds: fromTypedArray(ids, [rows.length, length], { device }), attentionMask: fromTypedArray(mask, [rows.length, length], { device }), realTokens };
 }
 
 /**
@@ -109,6 +109,12 @@ export interface LoadOptions {
   /** Weights and activations dtype (default float32). */
   dtype?: DType;
   /**
+   * Where the weights live and the forward runs: `cpu` (default), `cuda` (= `cuda:0`) or `cuda:N`.
+   * A device this build or machine lacks is refused before anything is loaded (DeviceUnavailableError),
+   * a malformed one with the accepted forms (DeviceSyntaxError). Embeddings come back to the CPU.
+   */
+  device?: Device | string;
+  /**
    * A PEFT LoRA adapter applied on top of the model without merging: a folder
    * (adapter_config.json + adapter_model.safetensors; the embedder then owns and frees it) or a
    * loaded `LoraAdapter` (the caller keeps owning it).
@@ -138,8 +144,9 @@ export class Embedder {
   ) {}
 
   static async load(folder: string, opts: LoadOptions = {}): Promise<Embedder> {
+    const device = checkDevice(opts.device ?? 'cpu');
     const tokenizer = await loadTokenizer(folder);
-    const { encoder, info } = loadEncoder(folder, opts.dtype ?? 'float32');
+    const { encoder, info } = loadEncoder(folder, opts.dtype ?? 'float32', device);
     const embedder = new Embedder(encoder, tokenizer, info, folder);
     try {
       if (typeof opts.adapter === 'string') embedder.#ownedAdapter = LoraAdapter.load(opts.adapter, encoder);
@@ -149,6 +156,11 @@ export class Embedder {
       throw err;
     }
     return embedder;
+  }
+
+  /** Where the model's weights are and its forward runs (`cpu`, `cuda:0`, …). */
+  get device(): string {
+    return this.encoder.device;
   }
 
   /** The LoRA adapter applied to the model, if any. */
@@ -200,9 +212,9 @@ export class Embedder {
     return pool(this.info.pooling, this.encoder.forward(inputIds, attentionMask, { layerHook }), attentionMask);
   }
 
-  /** Pads token id rows into a batch with this model's pad id (default: its padding side). */
+  /** Pads token id rows into a batch with this model's pad id (default: its padding side), on the model's device. */
   pad(rows: TokenIds[], side: 'left' | 'right' = this.info.paddingSide): Batch {
-    return padBatch(rows, this.tokenizer.padTokenId, side);
+    return padBatch(rows, this.tokenizer.padTokenId, side, this.encoder.device);
   }
 
   /** The text the model sees for one input. */
@@ -266,7 +278,8 @@ export class Embedder {
         noGrad(() => {
           const batch = this.pad(members.map((i) => ids[i]!), side);
           tokens += batch.realTokens;
-          return this.encodeTokens(batch.inputIds, batch.attentionMask, { dims: opts.dims, normalize }).to('float32');
+          // Back on the CPU, where JS reads them (a no-op for a CPU model).
+          return this.encodeTokens(batch.inputIds, batch.attentionMask, { dims: opts.dims, normalize }).to({ dtype: 'float32', device: 'cpu' });
         }),
       );
       const flat = vectors.toTypedArray<'float32'>();

@@ -3,7 +3,7 @@
  * (REFERENCE §5.2): system prefix + `<Instruct>: …\n<Query>: …\n<Document>: …` + assistant suffix,
  * left padding, and P(yes) = softmax([logit_no, logit_yes])[1] at the last position.
  */
-import { F, fromTypedArray, full, noGrad, tidy, type DType } from '../torch/index.js';
+import { F, checkDevice, fromTypedArray, full, noGrad, tidy, type Device, type DType } from '../torch/index.js';
 import { Qwen3Model } from '../models/qwen3.js';
 import { DEFAULT_QWEN3_TASK, describeModel } from '../models/registry.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
@@ -55,13 +55,15 @@ export class Reranker {
 
   /**
    * `adapter`: a PEFT LoRA adapter applied without merging — a folder (the reranker then owns and
-   * frees it) or a loaded `LoraAdapter` (the caller keeps owning it).
+   * frees it) or a loaded `LoraAdapter` (the caller keeps owning it). `device`: `cpu` (default),
+   * `cuda` or `cuda:N`, checked before anything is loaded; scores come back to the CPU.
    */
-  static async load(folder: string, opts: { dtype?: DType; adapter?: string | LoraAdapter } = {}): Promise<Reranker> {
+  static async load(folder: string, opts: { dtype?: DType; adapter?: string | LoraAdapter; device?: Device | string } = {}): Promise<Reranker> {
+    const device = checkDevice(opts.device ?? 'cpu');
     const info = describeModel(folder);
     if (info.family !== 'qwen3') throw new Error(`${folder}: the reranker needs a Qwen3 model (Qwen3-Reranker), this is '${info.family}'`);
     const tokenizer = await loadTokenizer(folder);
-    const reranker = new Reranker(Qwen3Model.load(folder, opts.dtype ?? 'float32'), tokenizer);
+    const reranker = new Reranker(Qwen3Model.load(folder, opts.dtype ?? 'float32', device), tokenizer);
     try {
       if (typeof opts.adapter === 'string') reranker.#ownedAdapter = LoraAdapter.load(opts.adapter, reranker.model);
       if (opts.adapter !== undefined) reranker.attachAdapter(reranker.#ownedAdapter ?? (opts.adapter as LoraAdapter));
@@ -70,6 +72,11 @@ export class Reranker {
       throw err;
     }
     return reranker;
+  }
+
+  /** Where the model's weights are and its forward runs (`cpu`, `cuda:0`, …). */
+  get device(): string {
+    return this.model.device;
   }
 
   /** The LoRA adapter applied to the model, if any. */
@@ -107,20 +114,21 @@ export class Reranker {
     const batchSize = opts.batchSize ?? 8;
     const order = ids.map((_, i) => i).sort((a, b) => ids[b]!.length - ids[a]!.length || a - b);
     const scores = new Array<number>(ids.length);
-    const yesNo = fromTypedArray(new BigInt64Array([BigInt(this.noId), BigInt(this.yesId)]));
+    const device = this.model.device;
+    const yesNo = fromTypedArray(new BigInt64Array([BigInt(this.noId), BigInt(this.yesId)]), undefined, { device });
     for (let start = 0; start < order.length; start += batchSize) {
       const members = order.slice(start, start + batchSize);
       const pYes = tidy(() =>
         noGrad(() => {
-          const batch = padBatch(members.map((i) => ids[i]!), this.tokenizer.padTokenId, 'left');
+          const batch = padBatch(members.map((i) => ids[i]!), this.tokenizer.padTokenId, 'left', device);
           // Left padding: every row's last token sits in the last column; only it is computed in the last layer.
           const [rows, length] = batch.inputIds.shape as [number, number];
-          const last = this.model.forward(batch.inputIds, batch.attentionMask, { outputPositions: full([rows], length - 1, { dtype: 'int64' }) }).select(1, 0);
+          const last = this.model.forward(batch.inputIds, batch.attentionMask, { outputPositions: full([rows], length - 1, { dtype: 'int64', device }) }).select(1, 0);
           // Only the two logits that matter: [no, yes] = last · E[{no, yes}]ᵀ.
           const head = this.model.weights.get(this.model.weights.has('lm_head.weight') ? 'lm_head.weight' : 'embed_tokens.weight');
           const logits = F.linear(last, head.index_select(0, yesNo)).float();
           const logP = F.log_softmax(logits, -1);
-          return (opts.raw ? logP.select(1, 1).sub(logP.select(1, 0)) : logP.select(1, 1).exp()).toTypedArray<'float32'>();
+          return (opts.raw ? logP.select(1, 1).sub(logP.select(1, 0)) : logP.select(1, 1).exp()).to({ device: 'cpu' }).toTypedArray<'float32'>();
         }),
       );
       members.forEach((i, k) => (scores[i] = pYes[k]!));

@@ -13,7 +13,7 @@ import { Embedder } from '../embed/index.js';
 import { loadEncoder } from '../models/registry.js';
 import { LoraAdapter, mergeAdapter } from '../models/lora/index.js';
 import { SafetensorsCheckpoint } from '../formats/checkpoint.js';
-import { tidy } from '../torch/index.js';
+import { checkDevice, tidy } from '../torch/index.js';
 import { writeFileAtomic } from '../formats/atomic_write.js';
 import { saveModelFolder, type SaveDType, type SaveModelOptions, type SavedModelFolder } from './export.js';
 import { modelCard } from './model_card.js';
@@ -40,6 +40,11 @@ export interface MergeOptions {
   tolerance?: number;
   /** Progress lines for people. */
   say?: (line: string) => void;
+  /**
+   * Where the merge and the parity check run: `cpu` (default), `cuda` or `cuda:N` (checked before
+   * anything is loaded). The saved weights are copied back to the CPU as they are written.
+   */
+  device?: string;
 }
 
 export interface MergeCheck {
@@ -121,8 +126,9 @@ function countChangedWeights(baseFolder: string, mergedFolder: string, weights: 
   }
 }
 
-async function check(ref: Reference, mergedFolder: string, samples: Samples, dtype: SaveDType, tolerance: number, changedWeights: number): Promise<MergeCheck> {
-  const merged = await embedFolder(mergedFolder, samples.texts, ref.pooling);
+async function check(ref: Reference, mergedFolder: string, samples: Samples, dtype: SaveDType, tolerance: number, changedWeights: number, device: string): Promise<MergeCheck> {
+  // On the device the reference ran on, so the comparison measures the merge, not CPU-vs-GPU kernels.
+  const merged = await embedFolder(mergedFolder, samples.texts, ref.pooling, device);
   const parity = parityReport(compareVectors(merged, ref.adapted), samples, tolerance, dtype);
   const changeFromBase = compareVectors(merged, ref.base).maxAbsDiff;
   const warning = noEffectWarning(ref.effect, changeFromBase, changedWeights, NO_EFFECT_THRESHOLD);
@@ -132,10 +138,11 @@ async function check(ref: Reference, mergedFolder: string, samples: Samples, dty
 /** Merges, writes, reloads and verifies (see the module comment). */
 export async function mergeAndVerify(opts: MergeOptions): Promise<MergeResult> {
   const dtype = opts.dtype ?? 'float32';
+  const device = checkDevice(opts.device ?? 'cpu');
   const say = opts.say ?? (() => {});
   const run = readRunInfo(opts.adapter);
   const samples = await verificationSamples(opts.adapter, run, opts.samples);
-  const embedder = await Embedder.load(opts.base, { dtype: 'float32' });
+  const embedder = await Embedder.load(opts.base, { dtype: 'float32', device });
   let ref: Reference;
   let files: string[];
   try {
@@ -155,7 +162,7 @@ export async function mergeAndVerify(opts: MergeOptions): Promise<MergeResult> {
   // What the saved folder really changed (bfloat16 rounding can swallow a delta).
   const changedWeights = countChangedWeights(opts.base, opts.output, ref.weights);
   say(`reloading ${opts.output} from disk to verify it`);
-  const result = await check(ref, opts.output, samples, dtype, opts.tolerance ?? PARITY_TOLERANCE[dtype], changedWeights);
+  const result = await check(ref, opts.output, samples, dtype, opts.tolerance ?? PARITY_TOLERANCE[dtype], changedWeights, device);
   const card = modelCard({ base: opts.baseName ?? opts.base, method: `LoRA adapter \`${opts.adapter}\` merged (W + scaling·B·A, PEFT merge_and_unload), saved as ${dtype}`, run, parity: result.parity.line, queryPrompt: ref.pooling === 'lasttoken' ? 'query' : undefined });
   const bytes = Buffer.from(card, 'utf8');
   writeFileAtomic(join(opts.output, 'README.md'), (write) => write(bytes));
@@ -171,13 +178,16 @@ export interface VerifyOptions {
   dtype?: SaveDType;
   samples?: Samples;
   tolerance?: number;
+  /** Where the check runs (default `cpu`). */
+  device?: string;
 }
 
 /** The proof of `mergeAndVerify` for a folder merged elsewhere. */
 export async function verifyMerge(opts: VerifyOptions): Promise<MergeCheck> {
   const dtype = opts.dtype ?? 'float32';
+  const device = checkDevice(opts.device ?? 'cpu');
   const samples = await verificationSamples(opts.adapter, undefined, opts.samples);
-  const embedder = await Embedder.load(opts.base, { dtype: 'float32' });
+  const embedder = await Embedder.load(opts.base, { dtype: 'float32', device });
   try {
     const adapter = LoraAdapter.load(opts.adapter, embedder.encoder);
     let ref: Reference;
@@ -187,7 +197,7 @@ export async function verifyMerge(opts: VerifyOptions): Promise<MergeCheck> {
       adapter.dispose();
     }
     const changed = countChangedWeights(opts.base, opts.merged, ref.weights);
-    return await check(ref, opts.merged, samples, dtype, opts.tolerance ?? PARITY_TOLERANCE[dtype], changed);
+    return await check(ref, opts.merged, samples, dtype, opts.tolerance ?? PARITY_TOLERANCE[dtype], changed, device);
   } finally {
     embedder.dispose();
   }

@@ -84,9 +84,9 @@ export function parityReport(diff: VectorDiff, samples: Samples, tolerance: numb
   return { ...diff, texts: samples.texts.length, source: samples.source, tolerance, ok, line };
 }
 
-/** Loads `folder` (float32) and embeds the samples; the folder's pooling must be `expectedPooling`. */
-export async function embedFolder(folder: string, samples: readonly SampleText[], expectedPooling: string): Promise<Float32Array[]> {
-  const embedder = await Embedder.load(folder, { dtype: 'float32' });
+/** Loads `folder` (float32, on `device`) and embeds the samples; the folder's pooling must be `expectedPooling`. */
+export async function embedFolder(folder: string, samples: readonly SampleText[], expectedPooling: string, device: string = 'cpu'): Promise<Float32Array[]> {
+  const embedder = await Embedder.load(folder, { dtype: 'float32', device });
   try {
     if (embedder.info.pooling !== expectedPooling) {
       throw new Error(`${folder}: the written folder loads with ${embedder.info.pooling} pooling, the model uses ${expectedPooling}; its sentence-transformers files are wrong`);

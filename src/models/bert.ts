@@ -39,6 +39,8 @@ export const BERT_NAME_RULES = {
 export class BertModel {
   readonly family = 'bert' as const;
   readonly dtype: DType;
+  /** Where the weights are (`cpu`, `cuda:0`, …): inputs go there, and every tensor the forward makes is made there. */
+  readonly device: string;
   #adapter: LinearAdapter | undefined;
 
   constructor(
@@ -47,11 +49,13 @@ export class BertModel {
   ) {
     checkConfig(config, weights.source);
     this.dtype = weights.get('embeddings.word_embeddings.weight').dtype;
+    this.device = weights.get('embeddings.word_embeddings.weight').device;
     this.checkShapes();
   }
 
-  static load(folder: string, dtype: DType = 'float32'): BertModel {
-    return loadModelFolder<BertConfig, BertModel>(folder, BERT_NAME_RULES, dtype, (config, weights) => new BertModel(config, weights));
+  /** The model of an HF folder, its weights as `dtype` on `device` (`cpu`, `cuda`, `cuda:N`; checked before loading). */
+  static load(folder: string, dtype: DType = 'float32', device: string = 'cpu'): BertModel {
+    return loadModelFolder<BertConfig, BertModel>(folder, BERT_NAME_RULES, dtype, (config, weights) => new BertModel(config, weights), device);
   }
 
   /** The adapter (LoRA) its Linear layers consult, if one is attached. */
@@ -109,7 +113,7 @@ export class BertModel {
       // transformers adds token types to the words first, then the positions.
       const embeddings = F.embedding(inputIds, w('embeddings.word_embeddings.weight'))
         .add(F.embedding(types, w('embeddings.token_type_embeddings.weight')))
-        .add(F.embedding(arange(length).unsqueeze(0), w('embeddings.position_embeddings.weight')));
+        .add(F.embedding(arange(length, undefined, 1, { device: this.device }).unsqueeze(0), w('embeddings.position_embeddings.weight')));
       return layerNorm(w, 'embeddings.LayerNorm', embeddings, this.config.layer_norm_eps);
     });
     const mask = extendedMask(attentionMask, this.dtype);

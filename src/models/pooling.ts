@@ -16,7 +16,7 @@ export function lastTokenPositions(attentionMask: Tensor): Tensor {
   return tidy(() => {
     const [b, l] = attentionMask.shape as [number, number];
     const leftPadded = attentionMask.select(1, l - 1).sum().item() === b;
-    if (leftPadded) return full([b], l - 1, { dtype: 'int64' });
+    if (leftPadded) return full([b], l - 1, { dtype: 'int64', device: attentionMask.device });
     return attentionMask.sum(1).sub(1).clamp_min(0).to('int64');
   });
 }

@@ -74,8 +74,10 @@ export function finfoMin(dtype: DType): number {
  */
 export function rotaryCosSin(positions: Tensor, dim: number, theta: number, dtype: DType): [Tensor, Tensor] {
   return noGrad(() => {
-    const exponents = arange(0, dim, 2, { dtype: 'int64' }).to('float32').div(dim);
-    const invFreq = full([dim / 2], theta, { dtype: 'float32' }).pow(exponents).reciprocal();
+    // On the positions' device (the model's): the tables meet the queries and keys there.
+    const device = positions.device;
+    const exponents = arange(0, dim, 2, { dtype: 'int64', device }).to('float32').div(dim);
+    const invFreq = full([dim / 2], theta, { dtype: 'float32', device }).pow(exponents).reciprocal();
     // A product per element either way (the matmul's inner dimension is 1), so both give HF's values.
     const freqs = positions.shape.length === 1 ? positions.to('float32').unsqueeze(1).matmul(invFreq.unsqueeze(0)) : positions.to('float32').unsqueeze(-1).mul(invFreq).unsqueeze(1);
     const emb = cat([freqs, freqs], -1);
@@ -95,8 +97,11 @@ export function causalPaddingMask(attentionMask: Tensor, dtype: DType, queryLeng
     const [, l] = attentionMask.shape as [number, number];
     const q = queryLength ?? l;
     const min = finfoMin(dtype);
+    const device = attentionMask.device;
     // Query i (absolute position l − q + i) sees keys ≤ it; built for those q rows only, so a decode step costs O(L), not O(L²).
-    const causal = q === l ? full([l, l], min, { dtype }).triu(1) : full([q, l], 0, { dtype }).masked_fill(arange(l).unsqueeze(0).gt(arange(l - q, l).unsqueeze(1)), min);
+    const causal = q === l
+      ? full([l, l], min, { dtype, device }).triu(1)
+      : full([q, l], 0, { dtype, device }).masked_fill(arange(l, undefined, 1, { device }).unsqueeze(0).gt(arange(l - q, l, 1, { device }).unsqueeze(1)), min);
     const padded = attentionMask.unsqueeze(1).unsqueeze(2).eq(0);
     return causal.unsqueeze(0).unsqueeze(0).masked_fill(padded, min);
   });
@@ -180,6 +185,8 @@ export function decoderLayer(w: Weights, config: Qwen3Config, hidden: Tensor, co
 export class Qwen3Model {
   readonly family = 'qwen3' as const;
   readonly dtype: DType;
+  /** Where the weights are (`cpu`, `cuda:0`, …): inputs go there, and every tensor the forward makes is made there. */
+  readonly device: string;
   #adapter: LinearAdapter | undefined;
 
   constructor(
@@ -188,11 +195,13 @@ export class Qwen3Model {
   ) {
     checkConfig(config, weights.source);
     this.dtype = weights.get('embed_tokens.weight').dtype;
+    this.device = weights.get('embed_tokens.weight').device;
     this.checkShapes();
   }
 
-  static load(folder: string, dtype: DType = 'float32'): Qwen3Model {
-    return loadModelFolder<Qwen3Config, Qwen3Model>(folder, { stripPrefixes: ['model.'] }, dtype, (config, weights) => new Qwen3Model(config, weights));
+  /** The model of an HF folder, its weights as `dtype` on `device` (`cpu`, `cuda`, `cuda:N`; checked before loading). */
+  static load(folder: string, dtype: DType = 'float32', device: string = 'cpu'): Qwen3Model {
+    return loadModelFolder<Qwen3Config, Qwen3Model>(folder, { stripPrefixes: ['model.'] }, dtype, (config, weights) => new Qwen3Model(config, weights), device);
   }
 
   get numLayers(): number {
@@ -246,7 +255,7 @@ export class Qwen3Model {
     if (opts.positionIds && opts.outputPositions) throw new Error('outputPositions cannot be combined with per-row positionIds');
     // Positions are 0…L−1 whatever the padding, as transformers does (REFERENCE §6.2); after a
     // cache of `past` tokens they continue from there, unless the caller gives them per row.
-    const [cos, sin] = rotaryCosSin(opts.positionIds ?? arange(past, past + length), headDim(this.config), this.config.rope_theta, this.dtype);
+    const [cos, sin] = rotaryCosSin(opts.positionIds ?? arange(past, past + length, 1, { device: this.device }), headDim(this.config), this.config.rope_theta, this.dtype);
     const mask = causalPaddingMask(attentionMask, this.dtype, length);
     let hidden = F.embedding(inputIds, w('embed_tokens.weight'));
     for (let i = 0; i < this.numLayers; i++) {

@@ -26,6 +26,8 @@ export type ModelFamily = 'qwen3' | 'bert';
 export interface AdaptableModel {
   readonly family: ModelFamily;
   readonly dtype: DType;
+  /** Where its weights are (`cpu`, `cuda:0`, …). */
+  readonly device: string;
   readonly weights: WeightStore;
   readonly adapter: LinearAdapter | undefined;
   linearModules(): LinearModule[];
@@ -109,8 +111,9 @@ export function describeModel(folder: string): EmbeddingModelInfo {
   };
 }
 
-export function loadEncoder(folder: string, dtype: DType = 'float32'): LoadedEncoder {
+/** The encoder of an HF folder, its weights as `dtype` on `device` (`cpu`, `cuda`, `cuda:N`). */
+export function loadEncoder(folder: string, dtype: DType = 'float32', device: string = 'cpu'): LoadedEncoder {
   const info = describeModel(folder);
-  const encoder: Encoder = info.family === 'qwen3' ? Qwen3Model.load(folder, dtype) : BertModel.load(folder, dtype);
+  const encoder: Encoder = info.family === 'qwen3' ? Qwen3Model.load(folder, dtype, device) : BertModel.load(folder, dtype, device);
   return { encoder, info, folder };
 }

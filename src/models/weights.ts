@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { F, Tensor, dispose, emptyCache, keep, tidy, type DType } from '../torch/index.js';
+import { F, Tensor, checkDevice, dispose, emptyCache, keep, tidy, type DType } from '../torch/index.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SafetensorsCheckpoint } from '../formats/checkpoint.js';
 
 export class ModelLoadError extends Error {
@@ -107,8 +107,14 @@ function normalise(name: string, rules: NameRules): string | undefined {
   return out;
 }
 
-/** Loads every tensor of a folder's checkpoint, renamed by `rules`, as `dtype` (floating tensors only). */
-export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'float32'): WeightStore {
+/**
+ * Loads every tensor of a folder's checkpoint, renamed by `rules`, as `dtype` (floating tensors
+ * only), onto `device` (checked first: a CUDA device this build or machine lacks is refused before
+ * anything is read). Each tensor is converted on the CPU, then moved, so the bytes copied to a GPU
+ * are the final dtype's and the values are those of a CPU load.
+ */
+export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'float32', device: string = 'cpu'): WeightStore {
+  const target = checkDevice(device);
   refusePickleOnly(folder);
   const tensors = new Map<string, Tensor>();
   const checkpointNames = new Map<string, string>();
@@ -123,7 +129,8 @@ export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'fl
         name,
         tidy(() => {
           const t = checkpoint.tensor(key);
-          return t.dtype === dtype || !isFloat(t.dtype) ? t : t.to(dtype);
+          const cast = t.dtype === dtype || !isFloat(t.dtype) ? t : t.to(dtype);
+          return target === 'cpu' ? cast : cast.to({ device: target });
         }),
       );
     }
@@ -154,9 +161,9 @@ export function readConfig<T>(folder: string): T {
 }
 
 /** Reads config.json and the weights of a folder and builds a model over them; the weights are freed if the build fails. */
-export function loadModelFolder<C, M>(folder: string, rules: NameRules, dtype: DType, build: (config: C, weights: WeightStore) => M): M {
+export function loadModelFolder<C, M>(folder: string, rules: NameRules, dtype: DType, build: (config: C, weights: WeightStore) => M, device: string = 'cpu'): M {
   const config = readConfig<C>(folder);
-  const weights = loadWeights(folder, rules, dtype);
+  const weights = loadWeights(folder, rules, dtype, device);
   try {
     return build(config, weights);
   } catch (err) {

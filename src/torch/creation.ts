@@ -63,13 +63,17 @@ export function manualSeed(seed: number | bigint): void {
   native.manualSeed(seed);
 }
 
-/** `torch.get_rng_state()`: the CPU generator's state (a uint8 tensor), for `setRngState`. */
-export function getRngState(): Tensor {
-  return new Tensor(native.getRngState());
+/**
+ * `torch.get_rng_state()`: the CPU generator's state (a uint8 tensor), for `setRngState`; with a
+ * CUDA `device`, that device's generator (`torch.cuda.get_rng_state(device)`), which GPU dropout draws from.
+ */
+export function getRngState(device: Device | string = 'cpu'): Tensor {
+  return new Tensor(device === 'cpu' ? native.getRngState() : native.getRngState(device));
 }
-/** `torch.set_rng_state(state)`: the CPU generator continues from a state `getRngState` gave. */
-export function setRngState(state: Tensor): void {
-  native.setRngState(state.handle);
+/** `torch.set_rng_state(state)`: the generator of `device` (default the CPU's) continues from a state `getRngState(device)` gave. */
+export function setRngState(state: Tensor, device: Device | string = 'cpu'): void {
+  if (device === 'cpu') native.setRngState(state.handle);
+  else native.setRngState(state.handle, device);
 }
 
 /** A tensor over a COPY of `data`, with the given shape (default: 1-D). */

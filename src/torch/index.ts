@@ -10,6 +10,7 @@ export * from './creation.js';
 export * from './ops.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
 export { tidy, keep, dispose } from './scope.js';
+export { DEVICE_FORMS, DeviceSyntaxError, DeviceUnavailableError, checkDevice, cudaDevices, parseDevice, type CudaDeviceInfo, type CudaRuntime } from './device.js';
 export * as F from './functional.js';
 export * as kernels from './kernels.js';
 export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';

@@ -38,12 +38,14 @@ export interface NativeTorch {
   libtorchRoot(): string;
   compiledWithCuda(): boolean;
   cudaDeviceCount(): number;
+  /** Per CUDA device, from the CUDA driver; throws where the driver cannot be loaded. */
+  cudaDeviceProperties(): { name: string; totalMemory: number }[];
   parallelInfo(): string;
   getNumThreads(): number;
   setNumThreads(n: number): void;
   manualSeed(seed: number | bigint): void;
-  getRngState(): H;
-  setRngState(state: H): boolean;
+  getRngState(device?: string): H;
+  setRngState(state: H, device?: string): boolean;
   isGradEnabled(): boolean;
   /** Throws a non-std C++ exception (tests the wrapper's last-resort handler). */
   throwNonStdExceptionForTest(): boolean;

@@ -108,7 +108,11 @@ export function restoreOptimizer(folder: string, optimizer: AdamW, scheduler: La
         const load = (suffix: string): Tensor => {
           const t = file.tensor(`${name}.${suffix}`);
           if (t.shape.join() !== p.shape.join()) throw new CheckpointError(`${path}: '${name}.${suffix}' has shape [${t.shape}], the parameter [${p.shape}]`);
-          return t;
+          if (p.device === 'cpu') return t;
+          // The moments live where the parameter does (a GPU run resumed from its checkpoint).
+          const moved = t.to({ device: p.device });
+          t.dispose();
+          return moved;
         };
         const prior = optimizer.state.get(p);
         if (prior) [prior.exp_avg, prior.exp_avg_sq].forEach((t) => t.dispose());

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { DEVICE_FORMS, DeviceSyntaxError, parseDevice } from '../torch/device.js';
 
 export type TrainType = 'lora' | 'full';
 export type SchedulerType = 'cosine' | 'linear' | 'constant' | 'constant_with_warmup';
@@ -23,6 +24,8 @@ export interface TrainConfig {
   adapter?: string;
   resumeFromCheckpoint?: string;
   dtype: 'float32' | 'bfloat16';
+  /** Where the model trains: `cpu` (default), `cuda` (= `cuda:0`) or `cuda:N`. */
+  device: string;
 
   loraRank: number;
   loraAlpha: number;
@@ -91,6 +94,7 @@ export const DEFAULTS: Omit<TrainConfig, 'model' | 'dataset'> = {
   trainType: 'lora',
   lossType: 'infonce',
   dtype: 'float32',
+  device: 'cpu',
   loraRank: 8,
   loraAlpha: 32,
   loraDropout: 0.05,
@@ -189,6 +193,7 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
   adapter: 'string',
   resumeFromCheckpoint: 'string',
   dtype: 'string',
+  device: 'string',
   loraRank: 'integer',
   loraAlpha: 'number',
   loraDropout: 'number',
@@ -312,6 +317,13 @@ export function resolveConfig(fromFile: Record<string, unknown>, fromFlags: Reco
 }
 
 function validate(c: TrainConfig): void {
+  // Checked for its spelling here; whether the device exists is train()'s first check (it names the device as written).
+  try {
+    parseDevice(c.device);
+  } catch (err) {
+    if (err instanceof DeviceSyntaxError) throw new ConfigError(`device must be ${DEVICE_FORMS}, got '${c.device}'`);
+    throw err;
+  }
   const positive: (keyof TrainConfig)[] = ['loraRank', 'perDeviceTrainBatchSize', 'perDeviceEvalBatchSize', 'saveSteps', 'loggingSteps'];
   for (const key of positive) if (!((c[key] as number) >= 1)) throw new ConfigError(`${key} must be ≥ 1, got ${String(c[key])}`);
   if (c.gradientAccumulationSteps !== undefined && c.gradientAccumulationSteps < 1) throw new ConfigError(`gradientAccumulationSteps must be ≥ 1`);

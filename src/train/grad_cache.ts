@@ -25,6 +25,8 @@ import { padBatch } from '../embed/embedder.js';
 /** The part of a trainable model gradient caching drives (see `TrainableModel`). */
 export interface ChunkEncoder {
   readonly padTokenId: number;
+  /** Where the model runs (default the CPU): batches are made there, and its generator's draws are replayed. */
+  readonly device?: string;
   /** Pooled embeddings [B, H], float32, differentiable when grad mode is on. */
   encode(inputIds: Tensor, attentionMask: Tensor): Tensor;
   /** Backward from a scalar (gradient checkpointing recomputes layers here); default `backward()`. */
@@ -49,7 +51,8 @@ export function chunkRanges(total: number, chunkSize: number): [number, number][
 export function gradCacheForwardBackward(model: ChunkEncoder, texts: TokenIds[], chunkSize: number, lossOf: (embeddings: Tensor) => Tensor): number {
   const ranges = chunkRanges(texts.length, chunkSize);
   // Right padding, as the trainer pads (ms-swift pads right while training, REFERENCE §3.2).
-  const batchOf = (r: [number, number]) => padBatch(texts.slice(r[0], r[1]), model.padTokenId, 'right');
+  const device = model.device ?? 'cpu';
+  const batchOf = (r: [number, number]) => padBatch(texts.slice(r[0], r[1]), model.padTokenId, 'right', device);
   const states: Tensor[] = [];
   const parts: Tensor[] = [];
   let after: Tensor | undefined;
@@ -58,13 +61,13 @@ export function gradCacheForwardBackward(model: ChunkEncoder, texts: TokenIds[],
   try {
     // Step 1: the embeddings of every chunk, no graph.
     for (const r of ranges) {
-      states.push(keep(getRngState()));
+      states.push(keep(getRngState(device)));
       parts.push(keep(tidy(() => noGrad(() => {
         const { inputIds, attentionMask } = batchOf(r);
         return model.encode(inputIds, attentionMask).detach();
       }))));
     }
-    after = keep(getRngState());
+    after = keep(getRngState(device));
     const leaf = keep(noGrad(() => cat(parts, 0)));
     embeddings = leaf;
     dispose(parts.splice(0));
@@ -83,7 +86,7 @@ export function gradCacheForwardBackward(model: ChunkEncoder, texts: TokenIds[],
     // Step 3: each chunk again, with a graph and its first pass's RNG state, backpropagated with its slice.
     ranges.forEach((r, i) => {
       tidy(() => {
-        setRngState(states[i]!);
+        setRngState(states[i]!, device);
         const surrogate = enableGrad(() => {
           const { inputIds, attentionMask } = batchOf(r);
           const e = model.encode(inputIds, attentionMask);
@@ -96,7 +99,7 @@ export function gradCacheForwardBackward(model: ChunkEncoder, texts: TokenIds[],
     return value;
   } finally {
     // The generator continues from where the first pass left it, as after one uncached forward.
-    if (after) setRngState(after);
+    if (after) setRngState(after, device);
     dispose([...states, ...parts, after, cached, embeddings]);
   }
 }

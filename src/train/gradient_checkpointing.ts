@@ -18,6 +18,7 @@ interface SavedLayer {
   /** The layer's input: detached, or (the first layer's in full fine-tuning) still on the embedding's graph. */
   input: Tensor;
   context: Tensor[];
+  /** The generator state of the layer's device (dropout on a GPU draws from the GPU's generator). */
   rngState: Tensor;
   run: LayerCall['run'];
 }
@@ -37,7 +38,7 @@ export class GradientCheckpointing {
     }
     // The input of the first layer keeps its graph when it has one (trainable embeddings).
     const input = keep(call.input.requiresGrad ? call.input.view(...(call.input.shape as number[])) : call.input.detach());
-    this.#layers.push({ input, context: call.context.map((t) => this.kept(t)), rngState: keep(getRngState()), run: call.run });
+    this.#layers.push({ input, context: call.context.map((t) => this.kept(t)), rngState: keep(getRngState(call.input.device)), run: call.run });
     return noGrad(() => call.run(call.input, call.context));
   };
 
@@ -51,13 +52,14 @@ export class GradientCheckpointing {
     loss.backward();
     const layers = this.#layers;
     let grad = this.#top?.grad ? keep(this.#top.grad.detach()) : undefined;
-    const after = getRngState();
+    const device = layers[0]?.input.device ?? 'cpu';
+    const after = getRngState(device);
     try {
       for (let i = layers.length - 1; i >= 0 && grad; i--) {
         const saved = layers[i]!;
         const upstream: Tensor = grad;
         grad = tidy(() => {
-          setRngState(saved.rngState);
+          setRngState(saved.rngState, device);
           const attached = saved.input.requiresGrad;
           // The first layer's input needs no gradient unless its graph leads on (to trainable embeddings).
           const x = attached ? saved.input : saved.input.detach().requires_grad_(i > 0);
@@ -69,7 +71,7 @@ export class GradientCheckpointing {
       }
       grad?.dispose();
     } finally {
-      setRngState(after);
+      setRngState(after, device);
       after.dispose();
       this.release();
     }

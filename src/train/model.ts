@@ -38,7 +38,7 @@ export interface LoadedTrainable {
 export async function loadTrainableModel(folder: string, config: TrainConfig, say: (line: string) => void = () => {}): Promise<LoadedTrainable> {
   const baseDtype = config.trainType === 'full' ? 'float32' : config.dtype;
   if (config.trainType === 'full' && config.dtype !== 'float32') say('full fine-tuning keeps float32 weights (--torch-dtype bfloat16 applies to LoRA\'s frozen base only)');
-  const embedder = await Embedder.load(folder, { dtype: baseDtype });
+  const embedder = await Embedder.load(folder, { dtype: baseDtype, device: config.device });
   let adapter: LoraAdapter | undefined;
   let params: Map<string, Tensor>;
   if (config.trainType === 'lora') {
@@ -75,7 +75,7 @@ export async function loadTrainableModel(folder: string, config: TrainConfig, sa
     trainable,
     embedder,
     adapter,
-    description: `${embedder.info.family} (${baseDtype}), ${what}: ${count.toLocaleString('en-US')} trainable parameters, ${maxLengthNote(config, trainable.maxPositions)}`,
+    description: `${embedder.info.family} (${baseDtype}${embedder.device === 'cpu' ? '' : ` on ${embedder.device}`}), ${what}: ${count.toLocaleString('en-US')} trainable parameters, ${maxLengthNote(config, trainable.maxPositions)}`,
     dispose() {
       trainable.dispose();
       embedder.dispose();
@@ -118,6 +118,10 @@ class EmbedderTrainable implements TrainableModel {
 
   get padTokenId(): number {
     return this.embedder.tokenizer.padTokenId;
+  }
+
+  get device(): string {
+    return this.embedder.device;
   }
 
   get maxPositions(): number | undefined {

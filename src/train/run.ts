@@ -5,6 +5,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { resolveModel } from '../formats/hub.js';
+import { checkDevice } from '../torch/device.js';
 import { accumulationStepsOf, evalStepsOf, learningRateOf, resolveConfig, type TrainConfig } from './config.js';
 import { loadTrainExamples, splitExamples } from './dataset.js';
 import type { OnError } from './dataset.js';
@@ -39,6 +40,8 @@ export interface TrainRun extends TrainResult {
 
 /** Runs a training job from a full config (see `resolveConfig` for one from partial options). */
 export async function train(config: TrainConfig, options: TrainRunOptions = {}): Promise<TrainRun> {
+  // A GPU this build or machine lacks is refused before any data is read.
+  checkDevice(config.device);
   // torchrun's contract (WORLD_SIZE > 1): join the group first, so a missing rank fails fast.
   const joined = dataParallelFromEnv({ timeoutMs: options.distributedTimeoutMs });
   try {

@@ -25,6 +25,8 @@ import type { DataParallel } from './data_parallel.js';
 /** What the trainer needs from a model (LoRA-wrapped or fully trainable). */
 export interface TrainableModel {
   readonly padTokenId: number;
+  /** Where the model runs (`cpu`, `cuda:0`, …; default the CPU): batches are made there. */
+  readonly device?: string;
   /** Token ids with the model's template (ms-swift qwen3_emb: text + <|endoftext|>), untruncated. */
   tokenize(texts: string[]): TokenIds[];
   /** The model's own sequence limit (config.json `max_position_embeddings`): --max-length's default. Absent: none. */
@@ -219,7 +221,7 @@ export class Trainer {
         return gradCacheForwardBackward(this.model, flat, chunk, (embeddings) => this.trainingLoss(embeddings, groupSizes).div(window));
       }
       const loss = enableGrad(() => {
-        const { inputIds, attentionMask } = padRight(flat, this.model.padTokenId);
+        const { inputIds, attentionMask } = padRight(flat, this.model.padTokenId, this.model.device);
         const pooled = this.model.encode(inputIds, attentionMask);
         return this.trainingLoss(pooled, groupSizes).div(window);
       });
@@ -269,12 +271,12 @@ export class Trainer {
       const rows = this.eval.slice(start, start + c.perDeviceEvalBatchSize);
       tidy(() =>
         noGrad(() => {
-          const { inputIds, attentionMask } = padRight(rows.flatMap((r) => r.ids), this.model.padTokenId);
+          const { inputIds, attentionMask } = padRight(rows.flatMap((r) => r.ids), this.model.padTokenId, this.model.device);
           const pooled = this.model.encode(inputIds, attentionMask);
           lossSum += this.lossOf(pooled, rows.map((r) => r.ids.length - 1)).item();
           batches += 1;
           const normalized = F.normalize(pooled, 2, -1);
-          const flat = normalized.toTypedArray<'float32'>();
+          const flat = normalized.to({ device: 'cpu' }).toTypedArray<'float32'>();
           const width = normalized.size(-1) as number;
           for (let i = 0; i < flat.length; i += width) vectors.push(flat.slice(i, i + width));
         }),
@@ -401,9 +403,9 @@ export function truncateIds(ids: TokenIds, max: number, side: 'right' | 'left', 
   return [...ids.slice(0, prefix), ...body, ...ids.slice(ids.length - suffix)];
 }
 
-/** Right padding (ms-swift pads right while training, REFERENCE §3.2). */
-export function padRight(rows: TokenIds[], padId: number): { inputIds: Tensor; attentionMask: Tensor } {
-  return padBatch(rows, padId, 'right');
+/** Right padding (ms-swift pads right while training, REFERENCE §3.2), on the model's device. */
+export function padRight(rows: TokenIds[], padId: number, device: string = 'cpu'): { inputIds: Tensor; attentionMask: Tensor } {
+  return padBatch(rows, padId, 'right', device);
 }
 
 function totalNorm(params: Tensor[]): number {

@@ -192,7 +192,7 @@ export class LoraAdapter implements LinearAdapter {
     try {
       for (const m of targeted) {
         const { r, alpha } = rankAndAlpha(config, naming.modulePrefix + m.name);
-        const [a, b] = initialWeights(m, r, config.init_lora_weights as boolean | 'gaussian', model.dtype, dtype);
+        const [a, b] = initialWeights(m, r, config.init_lora_weights as boolean | 'gaussian', model.dtype, dtype, model.device);
         layers.set(m.name, { module: m.name, r, alpha, scaling: loraScaling(alpha, r, config.use_rslora), dropout: config.lora_dropout, A: a, B: b });
       }
     } catch (err) {
@@ -210,7 +210,7 @@ export class LoraAdapter implements LinearAdapter {
   static load(folder: string, model: AdaptableModel): LoraAdapter {
     const file = readAdapterConfig(folder);
     const config = expandAllLinear(file.config, model.linearModules());
-    const { tensors, prefix } = readAdapterTensors(folder, model, config, adapterDtypeFor(model.dtype));
+    const { tensors, prefix } = readAdapterTensors(folder, model, config, adapterDtypeFor(model.dtype), model.device);
     const naming: PeftNaming = { modulePrefix: prefix, autoMapping: file.autoMapping };
     const layers = new Map<string, LoraLayer>();
     for (const m of model.linearModules()) {
@@ -361,9 +361,11 @@ function checkTargetsExist(config: LoraConfig, modules: readonly LinearModule[],
 
 /**
  * A and B of a new layer, drawn as PEFT draws them (see `create`), cast to the base dtype and
- * back up to the adapter dtype, trainable, outside every scope.
+ * back up to the adapter dtype, trainable, outside every scope, on the base model's `device`.
+ * They are drawn on the CPU and then moved, as PEFT builds its layers on the CPU and moves them
+ * to the base layer's device: a seed gives the same A on every device.
  */
-function initialWeights(m: LinearModule, r: number, init: boolean | 'gaussian', baseDtype: DType, dtype: DType): [Tensor, Tensor] {
+function initialWeights(m: LinearModule, r: number, init: boolean | 'gaussian', baseDtype: DType, dtype: DType, device: string): [Tensor, Tensor] {
   const [a, b] = tidy(() =>
     noGrad(() => {
       const a = empty([r, m.inFeatures]).uniform_(-kaimingUniformBound(m.inFeatures), kaimingUniformBound(m.inFeatures));
@@ -372,7 +374,8 @@ function initialWeights(m: LinearModule, r: number, init: boolean | 'gaussian', 
       if (init === 'gaussian') a.normal_(0, 1 / r);
       if (init !== false) b.zero_();
       const viaBase = (t: Tensor) => (baseDtype === dtype ? t.to(dtype) : t.to(baseDtype).to(dtype));
-      return [viaBase(a).contiguous(), viaBase(b).contiguous()];
+      const place = (t: Tensor) => (device === 'cpu' ? t : t.to({ device }));
+      return [place(viaBase(a).contiguous()), place(viaBase(b).contiguous())];
     }),
   );
   return [keep(a).requires_grad_(true), keep(b).requires_grad_(true)];
@@ -409,7 +412,7 @@ function checkShape(path: string, name: string, shape: number[], expected: numbe
  * the config; returns A/B by module (in `dtype`, trainable, outside every scope) and the model
  * prefix the names carry.
  */
-function readAdapterTensors(folder: string, model: AdaptableModel, config: LoraConfig, dtype: DType): { tensors: Map<string, { A: Tensor; B: Tensor }>; prefix: string } {
+function readAdapterTensors(folder: string, model: AdaptableModel, config: LoraConfig, dtype: DType, device: string): { tensors: Map<string, { A: Tensor; B: Tensor }>; prefix: string } {
   const path = join(folder, ADAPTER_WEIGHTS_NAME);
   const modules = model.linearModules();
   const byName = new Map(modules.map((m) => [m.name, m]));
@@ -459,7 +462,10 @@ function readAdapterTensors(folder: string, model: AdaptableModel, config: LoraC
         checkShape(path, name, stored.shape, shape, `r = ${r} from ${ADAPTER_CONFIG_NAME}, module [${m.outFeatures}, ${m.inFeatures}]`);
         let t: Tensor;
         try {
-          t = tidy(() => noGrad(() => file.tensor(name).to(dtype).contiguous()));
+          t = tidy(() => noGrad(() => {
+            const cast = file.tensor(name).to(dtype).contiguous();
+            return device === 'cpu' ? cast : cast.to({ device });
+          }));
         } catch (err) {
           throw new AdapterConfigError(`${path}: tensor '${name}': ${(err as Error).message}`);
         }
