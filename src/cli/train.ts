@@ -6,6 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { DEFAULTS } from '../train/config.js';
+import { LAUNCH_FLAGS, LAUNCH_KEYS } from './launch.js';
 import { DEVICE_HELP, TSV_QUOTING_HELP } from './io.js';
 
 const d = DEFAULTS;
@@ -83,11 +84,19 @@ export function registerTrain(program: Command): void {
       'Fine-tune an embedding model with InfoNCE over hard negatives (LoRA by default), as `swift sft --task_type embedding --loss_type infonce`: ' +
         'held-out eval (eval_loss, eval_margin, eval_mean_pos/neg, NDCG@10, MRR@10, Recall@k), checkpoints, resume, logging.jsonl and an HTML report.',
     );
-  for (const [flags, help] of FLAGS) cmd.option(flags, help);
+  for (const [flags, help] of [...FLAGS, ...LAUNCH_FLAGS]) cmd.option(flags, help);
   cmd.addOption(new Option('--on-error <mode>', "a malformed data row: 'stop' (default) or 'skip' (counted and reported)").choices(['stop', 'skip']).default('stop'));
   cmd.option('--tsv-quoting', TSV_QUOTING_HELP);
   cmd.option('--threads <n>', 'libtorch threads (default: the cores available)');
   cmd.action(async (flags: TrainCliFlags) => {
+    // --nproc-per-node N: this process only starts the workers (torchrun's role).
+    const { launchPlan, launchWorkers } = await import('./launch.js');
+    const plan = launchPlan(flags);
+    if (plan) {
+      process.exitCode = await launchWorkers(plan);
+      return;
+    }
+    for (const key of LAUNCH_KEYS) delete flags[key];
     const { runTrainCommand } = await import('./train_run.js');
     await runTrainCommand(flags);
   });
