@@ -19,9 +19,11 @@
  * batch but differentiates only through its own embeddings, so its gradient is the part of ∇L
  * that flows through its rows; the parts sum to ∇L, and DDP's average makes the step's gradient
  * ∇L / W — 1/W of one process with the whole batch (ms-swift v3.5–v3.10 divided the loss by W
- * once more, 1/W²; later versions do not, and neither do we). AdamW is invariant to a constant
- * gradient scale (up to its ε), so the weights follow the one-process run; the logged grad_norm
- * is 1/W of it, and clipping (max_grad_norm) acts on that smaller norm, as in ms-swift.
+ * once more, 1/W²; later versions do not, and neither do we). AdamW on gradients g/W with ε/W
+ * takes exactly the step AdamW takes on g with ε (m and √v scale with g; weight decay is decoupled),
+ * so W ranks with --adam-epsilon ε/W and no clipping reproduce one process with the whole batch;
+ * with the same ε the runs differ only where |g| is near ε. The logged grad_norm is 1/W of one
+ * process's, and clipping (max_grad_norm) acts on that smaller norm, as in ms-swift.
  */
 import { allGatherTensors, allReduce, broadcast, destroyProcessGroup, getRank, getWorldSize, initProcessGroup, isInitialized } from '../torch/distributed.js';
 import { cat, noGrad, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
