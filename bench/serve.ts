@@ -16,6 +16,7 @@
  *                          [--saturate-duration 15] [--max-requests 200000] [--threads 1] [--rerank-share 0.3] [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -120,6 +121,47 @@ async function scrape(base: string): Promise<Map<string, number>> {
   return out;
 }
 
+/** CPU seconds (user + system) of each thread of a process, from /proc (Linux; empty elsewhere). */
+function threadCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      // Fields after the command name (which may hold spaces) start at state; utime, stime are 14 and 15.
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** Shares of a core over a phase: the server's HTTP (main) thread, its busiest other thread (the model worker), the rest, and this load generator. */
+interface CpuShares {
+  http: number;
+  worker: number;
+  serverOther: number;
+  loadGenerator: number;
+}
+
+function cpuShares(serverPid: number, before: { server: Map<number, number>; self: Map<number, number> }, seconds: number): CpuShares {
+  const delta = (now: Map<number, number>, then: Map<number, number>) => new Map([...now].map(([tid, t]) => [tid, t - (then.get(tid) ?? 0)]));
+  const server = delta(threadCpu(serverPid), before.server);
+  const http = server.get(serverPid) ?? 0;
+  const others = [...server].filter(([tid]) => tid !== serverPid).map(([, t]) => t).sort((a, b) => b - a);
+  const worker = others[0] ?? 0;
+  const serverOther = others.slice(1).reduce((a, b) => a + b, 0);
+  const self = [...delta(threadCpu(process.pid), before.self).values()].reduce((a, b) => a + b, 0);
+  return { http: http / seconds, worker: worker / seconds, serverOther: serverOther / seconds, loadGenerator: self / seconds };
+}
+
 interface PhaseResult {
   name: string;
   clients: number;
@@ -128,15 +170,18 @@ interface PhaseResult {
   batch: Record<string, number>;
   lagMaxMs: number;
   lagP99Ms: number;
+  cpu: CpuShares;
 }
 
-async function phase(base: string, name: string, clients: number, seconds: number): Promise<PhaseResult> {
+async function phase(base: string, serverPid: number, name: string, clients: number, seconds: number): Promise<PhaseResult> {
   const before = await scrape(base); // also resets the lag monitor
+  const cpuBefore = { server: threadCpu(serverPid), self: threadCpu(process.pid) };
   const tally: Tally = { latencies: [], statuses: new Map(), lost: 0, retryAfterMissing: 0, sent: 0 };
   const start = performance.now();
   const until = start + seconds * 1000;
   await Promise.all(Array.from({ length: clients }, (_, i) => client(base, 1000 * (i + 1), until, tally)));
   const elapsed = (performance.now() - start) / 1000;
+  const cpu = cpuShares(serverPid, cpuBefore, elapsed);
   const after = await scrape(base);
   const batch: Record<string, number> = {};
   for (const task of ['embed', 'rerank']) {
@@ -151,6 +196,7 @@ async function phase(base: string, name: string, clients: number, seconds: numbe
     batch,
     lagMaxMs: (after.get('embtune_event_loop_lag_seconds{stat="max"}') ?? NaN) * 1000,
     lagP99Ms: (after.get('embtune_event_loop_lag_seconds{stat="p99"}') ?? NaN) * 1000,
+    cpu,
   };
 }
 
@@ -166,6 +212,7 @@ function report(r: PhaseResult): string {
     `failed ${failed}, lost ${r.tally.lost}, 429 ${overloaded} (${((100 * overloaded) / Math.max(1, answered)).toFixed(1)}%, ${r.tally.retryAfterMissing} without Retry-After)`,
     `mean batch: embed ${r.batch.embed!.toFixed(1)} rows, rerank ${r.batch.rerank!.toFixed(1)} pairs per forward pass`,
     `event-loop lag: max ${r.lagMaxMs.toFixed(1)} ms, p99 ${r.lagP99Ms.toFixed(1)} ms`,
+    `CPU (cores): HTTP thread ${r.cpu.http.toFixed(2)}, model worker ${r.cpu.worker.toFixed(2)}, other server threads ${r.cpu.serverOther.toFixed(2)}, load generator ${r.cpu.loadGenerator.toFixed(2)}`,
   ].join(' | ');
 }
 
@@ -196,12 +243,12 @@ async function main(): Promise<void> {
   }, budget);
   try {
     // Warm-up: a few requests so that first-call costs are not timed.
-    await phase(base, 'warm-up', 4, 2);
-    const batched = await phase(base, 'batched', CLIENTS, DURATION);
+    await phase(base, child.pid!, 'warm-up', 4, 2);
+    const batched = await phase(base, child.pid!, 'batched', CLIENTS, DURATION);
     console.log(report(batched));
-    const sequential = await phase(base, 'sequential', 1, DURATION);
+    const sequential = await phase(base, child.pid!, 'sequential', 1, DURATION);
     console.log(report(sequential));
-    const saturated = await phase(base, 'saturated', SATURATE_CLIENTS, SATURATE_DURATION);
+    const saturated = await phase(base, child.pid!, 'saturated', SATURATE_CLIENTS, SATURATE_DURATION);
     console.log(report(saturated));
     const rate = (r: PhaseResult) => (r.tally.statuses.get(200) ?? 0) / r.seconds;
     const speedup = rate(batched) / rate(sequential);

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { parseKeyFile } from '../serve/auth.js';
-import { DEFAULT_LIMITS, parseAdapterSpec, type AdapterSpec, type ServeOptions } from '../serve/options.js';
+import { DEFAULT_LIMITS, DEFAULT_WORKER_NICE, parseAdapterSpec, type AdapterSpec, type ServeOptions } from '../serve/options.js';
 import { startServer } from '../serve/start.js';
 import { UsageError, choice, modelFolder, parsePositiveInt } from './io.js';
 
@@ -34,6 +34,7 @@ interface ServeFlags {
   batchSize: number;
   rerankBatchSize: number;
   threads?: number;
+  workerNice: number;
   // RAG (src/serve/routes/rag.ts)
   db?: string;
   llmModelDir?: string;
@@ -64,6 +65,12 @@ function parseBool(flag: string) {
 function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('--port must be an integer from 0 to 65535 (0: any free port).');
+  return n;
+}
+
+function parseNice(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 19) throw new InvalidArgumentError('--worker-nice must be an integer from 0 to 19 (0: leave the priority alone).');
   return n;
 }
 
@@ -111,6 +118,7 @@ async function toOptions(flags: ServeFlags): Promise<ServeOptions> {
     adapters: flags.adapter,
     dtype: flags.dtype,
     threads: flags.threads,
+    workerNice: flags.workerNice,
     host: flags.host,
     port: flags.port,
     apiKeys: apiKeys(flags),
@@ -159,6 +167,11 @@ export function registerServe(program: Command, version = '0.0.0'): void {
     .addOption(opt('--batch-size <n>', 'texts per embedding forward pass, sorted by length (as embtune embed --batch-size)').argParser(parsePositiveInt('--batch-size')).default(d.batchSize))
     .addOption(opt('--rerank-batch-size <n>', 'pairs per reranker forward pass (as embtune rerank --batch-size)').argParser(parsePositiveInt('--rerank-batch-size')).default(d.rerankBatchSize))
     .addOption(opt('--threads <n>', "libtorch threads of the model worker (default: the engine's, EMBTUNE_NUM_THREADS)").argParser(parsePositiveInt('--threads')))
+    .addOption(
+      opt('--worker-nice <n>', 'nice levels the model worker thread lowers its priority by (Linux; 0: none), so that on a busy machine the HTTP thread is scheduled first and keeps answering at once')
+        .argParser(parseNice)
+        .default(DEFAULT_WORKER_NICE),
+    )
     .addOption(opt('--db <dir>', 'a RAG index (embtune index --db, made with --model): adds POST /v1/search, POST /v1/chat/completions and the web page at GET /'))
     .addOption(opt('--llm-model-dir <dir>', 'with --db: a local Qwen3 chat model answering /v1/chat/completions (in its own worker thread)'))
     .addOption(opt('--llm-url <url>', 'with --db: an OpenAI-compatible endpoint answering instead (base URL, e.g. http://127.0.0.1:8000/v1)'))
@@ -200,7 +213,7 @@ function printBanner(url: string, models: import('../serve/protocol.js').LoadedM
   for (const a of models.adapters) lines.push(`  adapter:   ${a.name} = ${a.dir} (on ${a.bases.join(' and ')})`);
   lines.push(
     `  limits:    max-concurrent-requests ${l.maxConcurrentRequests}, max-batch-tokens ${l.maxBatchTokens}, max-batch-requests ${l.maxBatchRequests ?? 'none'}, max-client-batch-size ${l.maxClientBatchSize}, auto-truncate ${l.autoTruncate}, payload-limit ${l.payloadLimit} B`,
-    `  engine:    ${models.dtype}, ${models.threads} thread(s); API key ${options.apiKeys.length > 0 ? 'required' : 'not required'}`,
+    `  engine:    ${models.dtype}, ${models.threads} thread(s), model worker nice ${models.workerNice ?? 'unchanged (not supported here)'}; API key ${options.apiKeys.length > 0 ? 'required' : 'not required'}`,
   );
   console.log(lines.join('\n'));
 }

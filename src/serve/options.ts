@@ -46,6 +46,11 @@ export interface ServeOptions {
   dtype: 'float32' | 'bfloat16';
   /** libtorch threads in the model worker (default: what the engine picks). */
   threads: number | undefined;
+  /**
+   * Nice levels the model worker thread lowers its own scheduling priority by (Linux; 0: none), so
+   * that on a busy machine the HTTP thread gets a core first and answers at once (429s, /health).
+   */
+  workerNice: number;
   host: string;
   port: number;
   /** Bearer keys; empty: no authentication. */
@@ -65,6 +70,9 @@ export const DEFAULT_LIMITS: ServeLimits = {
   batchSize: 32,
   rerankBatchSize: 8,
 };
+
+/** `--worker-nice`'s default: the model worker yields to the HTTP thread (and to other processes at the default priority). */
+export const DEFAULT_WORKER_NICE = 10;
 
 /** `NAME=DIR` of `--adapter`. */
 export function parseAdapterSpec(value: string): AdapterSpec {

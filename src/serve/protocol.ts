@@ -108,6 +108,8 @@ export interface LoadedModels {
   adapters: { name: string; dir: string; bases: ('embedding' | 'reranker')[] }[];
   dtype: string;
   threads: number;
+  /** The model worker thread's nice value, once lowered (undefined where it could not be set). */
+  workerNice: number | undefined;
   /** Id of the tokenizer /tokenize and /decode use (the embedding model's, else the reranker's). */
   vocabSize: number;
 }
@@ -118,6 +120,8 @@ export interface WorkerInit {
   adapters: { name: string; dir: string }[];
   dtype: 'float32' | 'bfloat16';
   threads: number | undefined;
+  /** Nice levels to lower the worker thread's priority by (ServeOptions.workerNice). */
+  workerNice: number;
   limits: ServeLimits;
 }
 

@@ -33,6 +33,7 @@ export async function startServer(options: ServeOptions, start: StartOptions = {
     adapters: options.adapters,
     dtype: options.dtype,
     threads: options.threads,
+    workerNice: options.workerNice,
     limits: options.limits,
   });
   const metrics = new ServeMetrics(() => worker.inWorker);

@@ -10,6 +10,8 @@
  * Adapters are applied per batch on the shared base model (attached, never merged: the base
  * weights are never touched), so requests for different adapters share one server.
  */
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Embedder, LoraAdapter, Reranker } from '../embed/index.js';
 import { getNumThreads, setNumThreads } from '../torch/index.js';
@@ -65,9 +67,28 @@ const queue = new BatchQueue<QueuedJob>();
 let models: Models;
 let draining = false;
 let closing = false;
+const workerNice = lowerPriority(init.workerNice);
 
 function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
+}
+
+/**
+ * Lowers this thread's scheduling priority by `levels` (Linux: setpriority on the thread's own id,
+ * which the kernel applies to that thread alone). The HTTP thread then runs first whenever both
+ * want a core: its event loop stays responsive while the model computes. Returns the nice value
+ * set, or undefined where threads cannot be reniced (elsewhere than Linux).
+ */
+function lowerPriority(levels: number): number | undefined {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid)) return undefined;
+    const nice = Math.min(19, getPriority(tid) + levels);
+    if (levels > 0) setPriority(tid, nice);
+    return getPriority(tid);
+  } catch {
+    return undefined;
+  }
 }
 
 async function load(): Promise<Models> {
@@ -127,6 +148,7 @@ function describe(m: Models): LoadedModels {
     }),
     dtype: init.dtype,
     threads: getNumThreads(),
+    workerNice,
     vocabSize: tokenizer.vocabSize,
   };
 }

@@ -35,6 +35,7 @@ function options(): ServeOptions {
     adapters: [],
     dtype: 'float32',
     threads: 1,
+    workerNice: 0,
     host: '127.0.0.1',
     port: 0,
     apiKeys: [],

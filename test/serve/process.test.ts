@@ -1,10 +1,12 @@
 // The script contract of `embtune serve` as a process: flags from the environment
 // (EMBTUNE_<FLAG>), the start banner, GET /health without a key, 429 with Retry-After at once past
 // --max-concurrent-requests while the others complete with 200, a client that disconnects frees
-// its slot, and SIGTERM drains in-flight requests and exits 0.
+// its slot, SIGTERM drains in-flight requests and exits 0, and the model worker thread runs at a
+// lower priority than the HTTP thread (--worker-nice).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { CLI, ENV, QWEN, call, post } from './serve_fixture.js';
 
@@ -12,11 +14,19 @@ const KEY = 'k-process';
 const AUTH = { authorization: `Bearer ${KEY}` };
 
 /** Texts long enough that one request keeps the model busy for a while. */
+/** Nice value of each thread of a process (Linux /proc; field 19 of stat). */
+function threadNice(pid: number): Map<number, number> {
+  return new Map(readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return [Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
+  }));
+}
+
 const HEAVY = { inputs: Array.from({ length: 32 }, (_, i) => `${i} ` + 'many words in a long passage '.repeat(20)) };
 
 test('embtune serve: env flags, banner, /health, 429 + Retry-After past the limit, disconnects free slots, SIGTERM drains and exits 0', async () => {
   const child = spawn(process.execPath, [CLI, 'serve', '--model', QWEN, '--max-concurrent-requests', '2'], {
-    env: { ...ENV, EMBTUNE_PORT: '0', EMBTUNE_API_KEY: KEY, EMBTUNE_HOST: '127.0.0.1', EMBTUNE_THREADS: '1' },
+    env: { ...ENV, EMBTUNE_PORT: '0', EMBTUNE_API_KEY: KEY, EMBTUNE_HOST: '127.0.0.1', EMBTUNE_THREADS: '1', EMBTUNE_WORKER_NICE: '7' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -35,6 +45,11 @@ test('embtune serve: env flags, banner, /health, 429 + Retry-After past the limi
     assert.match(stdout, /embedding: qwen3-tiny/);
     assert.match(stdout, /max-concurrent-requests 2/);
     assert.match(stdout, /API key required/);
+    // The model worker yields the CPU to the HTTP thread: it alone runs at nice 7.
+    assert.match(stdout, /model worker nice 7/);
+    const nice = threadNice(child.pid!);
+    assert.equal(nice.get(child.pid!), 0, 'the HTTP (main) thread keeps its priority');
+    assert.equal([...nice.values()].filter((n) => n === 7).length, 1, `one thread at nice 7: ${[...nice.values()]}`);
     assert.equal((await call(base, 'GET', '/health')).status, 200);
     assert.equal((await post(base, '/embed', { inputs: 'a' })).status, 401);
 

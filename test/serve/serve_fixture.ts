@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/serve/index.js';
-import { DEFAULT_LIMITS, type ServeLimits, type ServeOptions } from '../../src/serve/options.js';
+import { DEFAULT_LIMITS, DEFAULT_WORKER_NICE, type ServeLimits, type ServeOptions } from '../../src/serve/options.js';
 import { FIXTURES, ROOT } from '../helpers.js';
 
 export const QWEN = join(FIXTURES, 'models/qwen3-tiny');
@@ -26,6 +26,7 @@ export function serve(o: TestServerOptions): Promise<RunningServer> {
     adapters: o.adapters ?? [],
     dtype: 'float32',
     threads: 1,
+    workerNice: DEFAULT_WORKER_NICE,
     host: '127.0.0.1',
     port: 0,
     apiKeys: o.apiKeys ?? [],
