@@ -10,7 +10,7 @@ import { setNumThreads } from '../torch/index.js';
 import { EXAMPLE_FORMAT_NAMES, type ExampleFormat } from '../data/examples.js';
 import { BM25_DEFAULTS, BM25_TOKENIZER, IR_EVALUATOR_DEFAULTS, RRF_K, evaluate, resultsMarkdown, writeEvalOutputs, type EvalModel, type EvalProgress } from '../eval/index.js';
 import { CountBar } from './bar.js';
-import { TSV_QUOTING_HELP, UsageError, modelFolder, parsePositiveInt } from './io.js';
+import { DEVICE_HELP, TSV_QUOTING_HELP, UsageError, modelFolder, parseDeviceFlag, parsePositiveInt } from './io.js';
 
 export interface EvalFlags {
   data: string;
@@ -32,6 +32,7 @@ export interface EvalFlags {
   perQuery?: boolean;
   outputDir?: string;
   dtype: 'float32' | 'bfloat16';
+  device: string;
   batchSize: number;
   maxBatchTokens?: number;
   maxLength?: number;
@@ -115,6 +116,7 @@ export function registerEval(program: Command): void {
     .option('--per-query', 'also write per_query.jsonl ({"model", "query_id", metrics…}) to --output-dir')
     .option('--output-dir <dir>', 'write metrics.json, mteb.json, results.md and report.html here')
     .addOption(new Option('--dtype <dtype>', 'weights and activations of the models').choices(['float32', 'bfloat16']).default('float32'))
+    .option('--device <device>', `${DEVICE_HELP}; for the --model embedders (BM25 and the metrics stay on the CPU)`, parseDeviceFlag, 'cpu')
     .option('--batch-size <n>', 'texts per forward pass', parsePositiveInt('--batch-size'), 32)
     .option('--max-batch-tokens <n>', 'padded tokens per forward pass at most (default: no limit)', parsePositiveInt('--max-batch-tokens'))
     .option('--max-length <n>', "truncate texts to n tokens (default: the model's)", parsePositiveInt('--max-length'))
@@ -193,6 +195,7 @@ async function runEval(flags: EvalFlags, modelArgs: readonly ModelArg[]): Promis
     queryPrompt: flags.queryPrompt,
     documentPrompt: flags.documentPrompt,
     dtype: flags.dtype,
+    device: flags.device,
     batchSize: flags.batchSize,
     maxBatchTokens: flags.maxBatchTokens,
     maxLength: flags.maxLength,

@@ -1,7 +1,7 @@
 /** `embtune index`: build or update a RAG index (LanceDB folder) from a documents file. */
 import type { Command } from 'commander';
 import { CountBar } from './bar.js';
-import { TSV_QUOTING_HELP, choice, modelFolder, parsePositiveInt } from './io.js';
+import { DEVICE_HELP, TSV_QUOTING_HELP, choice, modelFolder, parseDeviceFlag, parsePositiveInt } from './io.js';
 
 interface IndexFlags {
   model: string;
@@ -15,6 +15,7 @@ interface IndexFlags {
   prune?: boolean;
   ftsTokenizer: 'bigram' | 'ngram';
   dtype: 'float32' | 'bfloat16';
+  device: string;
   batchSize: number;
   maxBatchTokens?: number;
   json?: boolean;
@@ -38,6 +39,7 @@ export function registerIndex(program: Command): void {
     .option('--prune', 'delete documents whose id is no longer in --docs')
     .option('--fts-tokenizer <name>', "full-text terms of a new index: 'bigram' (CJK character bigrams + whole words, fit for Chinese) or 'ngram' (LanceDB's character bigrams of the raw text)", choice('--fts-tokenizer', ['bigram', 'ngram']), 'bigram')
     .option('--dtype <dtype>', "'float32' or 'bfloat16' weights and activations", choice('--dtype', ['float32', 'bfloat16']), 'float32')
+    .option('--device <device>', DEVICE_HELP, parseDeviceFlag, 'cpu')
     .option('--batch-size <n>', 'texts per forward pass', parsePositiveInt('--batch-size'), 32)
     .option('--max-batch-tokens <n>', 'padded tokens per forward pass at most (default: no limit)', parsePositiveInt('--max-batch-tokens'))
     .option('--json', 'print the report as one JSON object')
@@ -46,7 +48,7 @@ export function registerIndex(program: Command): void {
       const { indexDocuments, identityOf } = await import('../rag/indexer.js');
       const { Embedder } = await import('../embed/embedder.js');
       const docs = await readDocuments(flags.docs, { idField: flags.idField, textField: flags.textField, metadataFields: flags.metadataFields, tsvQuoting: flags.tsvQuoting });
-      const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, adapter: flags.adapter });
+      const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, device: flags.device, adapter: flags.adapter });
       try {
         const bar = new CountBar('indexing', 'docs');
         const report = await indexDocuments({

@@ -55,6 +55,8 @@ export interface EvalConfig {
   /** Dense models: a raw prefix for documents (default none). */
   documentPrompt?: string;
   dtype?: DType;
+  /** Dense models: where they run, `cpu` (default), `cuda` or `cuda:N`; vectors come back to the CPU for scoring. */
+  device?: string;
   batchSize?: number;
   maxBatchTokens?: number;
   maxLength?: number;
@@ -232,7 +234,7 @@ async function precomputedVectors(model: Extract<EvalModel, { kind: 'precomputed
 async function embedWithModel(model: Extract<EvalModel, { kind: 'dense' }>, data: EvalDataset, config: EvalConfig, say: (line: string) => void): Promise<Vectors> {
   const folder = await (config.resolveModel ?? ((ref) => resolveModel(ref)))(model.model);
   const dtype = config.dtype ?? 'float32';
-  const embedder = await Embedder.load(folder, { dtype, adapter: model.adapter });
+  const embedder = await Embedder.load(folder, { dtype, device: config.device, adapter: model.adapter });
   try {
     const base: EmbedOptions = { batchSize: config.batchSize, maxBatchTokens: config.maxBatchTokens, maxLength: config.maxLength, normalize: true };
     const documentOptions: EmbedOptions = { ...base, kind: 'document', prompt: config.documentPrompt };
