@@ -4,7 +4,7 @@ import { extname } from 'node:path';
 import { Embedder } from '../embed/embedder.js';
 import { saveSafetensors } from '../formats/safetensors_write.js';
 import { fromTypedArray } from '../torch/index.js';
-import { CountBar } from './bar.js';
+import { ProgressBar } from './progress.js';
 import { InvalidArgumentError } from 'commander';
 import { DEVICE_HELP, TSV_QUOTING_HELP, UsageError, modelFolder, parseDeviceFlag, parsePositiveInt, readTexts, writeJsonl } from './io.js';
 
@@ -53,7 +53,7 @@ export function registerEmbed(program: Command): void {
       const texts = await readTexts(flags.input, flags.textField, { tsvQuoting: flags.tsvQuoting });
       const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, device: flags.device, adapter: flags.adapter });
       try {
-        const bar = new CountBar('embedding', 'texts');
+        const bar = new ProgressBar('embedding', 'texts');
         let tokens = 0;
         const vectors = embedder.embed(texts, {
           kind: flags.kind,

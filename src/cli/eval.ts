@@ -9,7 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { setNumThreads } from '../torch/index.js';
 import { EXAMPLE_FORMAT_NAMES, type ExampleFormat } from '../data/examples.js';
 import { BM25_DEFAULTS, BM25_TOKENIZER, IR_EVALUATOR_DEFAULTS, RRF_K, evaluate, resultsMarkdown, writeEvalOutputs, type EvalModel, type EvalProgress } from '../eval/index.js';
-import { CountBar } from './bar.js';
+import { ProgressBar } from './progress.js';
 import { DEVICE_HELP, TSV_QUOTING_HELP, UsageError, modelFolder, parseDeviceFlag, parsePositiveInt } from './io.js';
 
 export interface EvalFlags {
@@ -180,11 +180,11 @@ async function runEval(flags: EvalFlags, modelArgs: readonly ModelArg[]): Promis
   if (flags.threads !== undefined) setNumThreads(flags.threads);
   if (flags.perQuery && !flags.outputDir) throw new UsageError('--per-query writes per_query.jsonl into --output-dir: give --output-dir');
   const models = evalModels(flags, modelArgs);
-  const bars = new Map<string, CountBar>();
+  const bars = new Map<string, ProgressBar>();
   const onProgress = ({ label, stage, done, total }: EvalProgress) => {
     const key = `${label}\u0000${stage}`;
     let bar = bars.get(key);
-    if (!bar) bars.set(key, (bar = new CountBar(stage === 'bm25' ? 'bm25 search' : `${label}: ${stage === 'embed-corpus' ? 'documents' : 'queries'}`, stage === 'bm25' ? 'queries' : 'texts')));
+    if (!bar) bars.set(key, (bar = new ProgressBar(stage === 'bm25' ? 'bm25 search' : `${label}: ${stage === 'embed-corpus' ? 'documents' : 'queries'}`, stage === 'bm25' ? 'queries' : 'texts')));
     bar.update(done, total);
   };
   const report = await evaluate({

@@ -11,7 +11,7 @@ import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { FUSE_METHODS, fuse, type FuseMethod } from '../merge/index.js';
 import { UsageError, modelFolder } from './io.js';
-import { CountBar } from './bar.js';
+import { ProgressBar } from './progress.js';
 
 interface FuseFlags {
   method: FuseMethod;
@@ -90,7 +90,7 @@ export function registerFuse(program: Command): void {
         if (!existsSync(dir)) throw new UsageError(`${dir}: no such folder`);
       }
       const say = (line: string) => process.stderr.write(`${line}\n`);
-      const bar = new CountBar('fusing', 'tensors');
+      const bar = new ProgressBar('fusing', 'tensors');
       let finished = false;
       const result = await fuse({
         method: flags.method,

@@ -1,6 +1,6 @@
 /** `embtune index`: build or update a RAG index (LanceDB folder) from a documents file. */
 import type { Command } from 'commander';
-import { CountBar } from './bar.js';
+import { ProgressBar } from './progress.js';
 import { DEVICE_HELP, TSV_QUOTING_HELP, choice, modelFolder, parseDeviceFlag, parsePositiveInt } from './io.js';
 
 interface IndexFlags {
@@ -50,7 +50,7 @@ export function registerIndex(program: Command): void {
       const docs = await readDocuments(flags.docs, { idField: flags.idField, textField: flags.textField, metadataFields: flags.metadataFields, tsvQuoting: flags.tsvQuoting });
       const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, device: flags.device, adapter: flags.adapter });
       try {
-        const bar = new CountBar('indexing', 'docs');
+        const bar = new ProgressBar('indexing', 'docs');
         const report = await indexDocuments({
           db: flags.db,
           docs,

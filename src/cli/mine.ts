@@ -65,7 +65,7 @@ export function registerMine(program: Command): void {
     .option('--positive-column <name>', 'column of the positives (default: the second column)')
     .option('--corpus <file>', 'extra documents to draw negatives from: a JSON array of strings, or JSONL/CSV/Parquet with a text column (the positives are always added)')
     .option('--corpus-column <name>', 'the text column of a --corpus table', 'text')
-    .option('--cross-encoder <dir|org/name>', 'rescore the candidates with a Qwen3-Reranker model; margins and --max-score then apply to its scores')
+    .option('--cross-encoder <dir|org/name>', 'rescore the candidates with a reranker (a Qwen3-Reranker or a BERT cross-encoder); margins and --max-score then apply to its scores')
     .option('--range-min <n>', 'skip the n best candidates (after filtering)', '0')
     .option('--range-max <n>', 'candidates considered per query (default: range-min + 10 × num-negatives + 3, as sentence-transformers)')
     .option('--max-score <s>', 'drop candidates scoring above s (likely false negatives)')

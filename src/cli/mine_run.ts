@@ -5,13 +5,13 @@ import { setNumThreads } from '../torch/index.js';
 import { readRecords, writeRecords } from '../data/records.js';
 import { exampleDecoder, exampleEncoder, type ExampleEncoder, type Located, type RetrievalExample } from '../data/examples.js';
 import { Embedder } from '../embed/embedder.js';
-import { Reranker } from '../embed/reranker.js';
+import { loadReranker } from '../embed/cross_encoder.js';
 import { mineHardNegatives, embedderEncoder, rerankerCrossEncoder, type MiningEncoder, type MiningOptions, type MiningResult, type EncodeRequest } from '../mine/index.js';
 import { EmbeddingCache, cachedEmbed, modelContentKey } from '../embed/cache.js';
 import { EmbeddingTable } from '../mine/precomputed.js';
 import { hnswTopK } from '../mine/hnsw.js';
 import type { SearchFunction } from '../mine/options.js';
-import { CountBar } from './bar.js';
+import { ProgressBar } from './progress.js';
 import { UsageError, modelFolder } from './io.js';
 import type { MineFlags } from './mine.js';
 
@@ -37,11 +37,11 @@ export async function runMineCommand(flags: MineFlags): Promise<void> {
     const encoder = precomputed ? await precomputedEncoder(flags.queryEmbeddings!, flags.corpusEmbeddings!) : await modelEncoder(flags, disposers);
     let crossEncoder: MiningOptions['crossEncoder'];
     if (flags.crossEncoder) {
-      const reranker = await Reranker.load(await modelFolder(flags.crossEncoder), { dtype: flags.dtype, device: flags.device });
+      const reranker = await loadReranker(await modelFolder(flags.crossEncoder), { dtype: flags.dtype, device: flags.device });
       disposers.push(() => reranker.dispose());
       crossEncoder = rerankerCrossEncoder(reranker);
     }
-    const bars = new Map<string, CountBar>();
+    const bars = new Map<string, ProgressBar>();
     const result = await mineHardNegatives({ columns, rows }, encoder, {
       anchorColumnName: flags.anchorColumn ?? null,
       positiveColumnName: flags.positiveColumn ?? null,
@@ -72,7 +72,7 @@ export async function runMineCommand(flags: MineFlags): Promise<void> {
       warn: (message) => process.stderr.write(`warning: ${message}\n`),
       onProgress: ({ stage, done, total }) => {
         let bar = bars.get(stage);
-        if (!bar) bars.set(stage, (bar = new CountBar(stage.replace('-', ' '), stage === 'search' ? 'scores' : stage === 'rescore' ? 'pairs' : 'texts')));
+        if (!bar) bars.set(stage, (bar = new ProgressBar(stage.replace('-', ' '), stage === 'search' ? 'scores' : stage === 'rescore' ? 'pairs' : 'texts')));
         bar.update(done, total);
       },
     });

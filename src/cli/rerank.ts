@@ -1,7 +1,7 @@
 /** `embtune rerank`: Qwen3-Reranker P(yes) for each {"query", "document"} line. */
 import type { Command } from 'commander';
-import { Reranker } from '../embed/reranker.js';
-import { CountBar } from './bar.js';
+import { loadReranker } from '../embed/cross_encoder.js';
+import { ProgressBar } from './progress.js';
 import { DEVICE_HELP, modelFolder, parseDeviceFlag, parsePositiveInt, readPairs, writeJsonl } from './io.js';
 
 interface RerankFlags {
@@ -18,8 +18,8 @@ interface RerankFlags {
 export function registerRerank(program: Command): void {
   program
     .command('rerank')
-    .description('Score query–document pairs with a Qwen3-Reranker: P("yes") from the official prompt template.')
-    .requiredOption('--model <dir|org/name>', 'Qwen3-Reranker folder or hub id')
+    .description('Score query–document pairs with a Qwen3-Reranker (P("yes") from the official prompt template) or a BERT cross-encoder (sigmoid of its logit, as sentence-transformers CrossEncoder).')
+    .requiredOption('--model <dir|org/name>', 'Qwen3-Reranker or BERT cross-encoder (BertForSequenceClassification, one label) folder or hub id')
     .option('--adapter <dir>', 'PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on top of --model without merging')
     .requiredOption('--input <file>', 'JSONL file with {"query": ..., "document": ...} per line')
     .requiredOption('--output <file>', 'JSONL file to write: one {"score": p_yes} per input line, in order')
@@ -29,9 +29,9 @@ export function registerRerank(program: Command): void {
     .option('--device <device>', DEVICE_HELP, parseDeviceFlag, 'cpu')
     .action(async (flags: RerankFlags) => {
       const pairs = await readPairs(flags.input);
-      const reranker = await Reranker.load(await modelFolder(flags.model), { adapter: flags.adapter, device: flags.device });
+      const reranker = await loadReranker(await modelFolder(flags.model), { adapter: flags.adapter, device: flags.device });
       try {
-        const bar = new CountBar('reranking', 'pairs');
+        const bar = new ProgressBar('reranking', 'pairs');
         const scores = reranker.scorePairs(pairs, {
           instruction: flags.instruction,
           batchSize: flags.batchSize,

@@ -106,7 +106,7 @@ function apiKeys(flags: ServeFlags): string[] {
 }
 
 async function toOptions(flags: ServeFlags): Promise<ServeOptions> {
-  if (flags.model === undefined && flags.reranker === undefined) throw new UsageError('give --model (an embedding model) and/or --reranker (a Qwen3-Reranker)');
+  if (flags.model === undefined && flags.reranker === undefined) throw new UsageError('give --model (an embedding model) and/or --reranker (a Qwen3-Reranker or a BERT cross-encoder)');
   const names = new Set<string>();
   for (const a of flags.adapter) {
     if (names.has(a.name)) throw new UsageError(`--adapter ${a.name} is given twice`);
@@ -143,7 +143,7 @@ export function registerServe(program: Command, version = '0.0.0'): void {
     .command('serve')
     .description('Serve embeddings and reranking over HTTP: OpenAI /v1/embeddings, TEI /embed /rerank /tokenize /decode, Cohere/Jina /v1/rerank, Cohere /v2/rerank, /health, /info, /v1/models, /metrics. Every flag may also be set as EMBTUNE_<FLAG> (e.g. EMBTUNE_PORT).')
     .addOption(opt('--model <dir|org/name>', 'embedding model folder or hub id (Qwen3-Embedding or a BERT-style encoder)'))
-    .addOption(opt('--reranker <dir|org/name>', 'Qwen3-Reranker folder or hub id'))
+    .addOption(opt('--reranker <dir|org/name>', 'reranker folder or hub id: a Qwen3-Reranker, or a BERT cross-encoder (BertForSequenceClassification, one label, as sentence-transformers CrossEncoder saves it, e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)'))
     .addOption(
       opt('--adapter <name=dir>', 'a PEFT LoRA adapter served as model id NAME on the shared base (no merge, no second copy of the base); repeatable; it applies to each served model it fits')
         .argParser(collectAdapter)
@@ -163,7 +163,7 @@ export function registerServe(program: Command, version = '0.0.0'): void {
     .addOption(opt('--max-client-batch-size <n>', 'inputs (texts or documents) one request may carry; more get 422').argParser(parsePositiveInt('--max-client-batch-size')).default(d.maxClientBatchSize))
     .addOption(opt('--auto-truncate <bool>', 'cut inputs past the token limit when a request does not say `truncate` (false: 422)').argParser(parseBool('--auto-truncate')).default(d.autoTruncate))
     .addOption(opt('--max-input-length <n>', "tokens one text to embed may have (default: the model's: Qwen3 8192, BERT 512)").argParser(parsePositiveInt('--max-input-length')))
-    .addOption(opt('--rerank-max-length <n>', 'tokens one reranked pair may have, template included (as embtune rerank --max-length)').argParser(parsePositiveInt('--rerank-max-length')).default(d.rerankMaxLength))
+    .addOption(opt('--rerank-max-length <n>', 'tokens one reranked pair may have, template included (as embtune rerank --max-length; a BERT cross-encoder: at most its 512 positions)').argParser(parsePositiveInt('--rerank-max-length')).default(d.rerankMaxLength))
     .addOption(opt('--batch-size <n>', 'texts per embedding forward pass, sorted by length (as embtune embed --batch-size)').argParser(parsePositiveInt('--batch-size')).default(d.batchSize))
     .addOption(opt('--rerank-batch-size <n>', 'pairs per reranker forward pass (as embtune rerank --batch-size)').argParser(parsePositiveInt('--rerank-batch-size')).default(d.rerankBatchSize))
     .addOption(opt('--threads <n>', "libtorch threads of the model worker (default: the engine's, EMBTUNE_NUM_THREADS)").argParser(parsePositiveInt('--threads')))

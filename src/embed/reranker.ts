@@ -74,6 +74,11 @@ export class Reranker {
     return reranker;
   }
 
+  /** Tokens one pair may have, template included (the official example's limit). */
+  get maxLength(): number {
+    return RERANK_MAX_LENGTH;
+  }
+
   /** Where the model's weights are and its forward runs (`cpu`, `cuda:0`, …). */
   get device(): string {
     return this.model.device;

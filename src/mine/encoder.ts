@@ -131,7 +131,7 @@ export function embedderEncoder(embedder: Pick<Embedder, 'embed' | 'info'>, opti
   return { name: options.name, encodeQueries: encode('query'), encodeDocuments: encode('document') };
 }
 
-/** The Qwen3 Reranker as a cross-encoder (P(yes) per pair). */
+/** A reranker (Qwen3-Reranker: P(yes); a BERT cross-encoder: sigmoid of its logit) as mining's cross-encoder. */
 export function rerankerCrossEncoder(reranker: Pick<Reranker, 'scorePairs'>, options: { instruction?: string; maxLength?: number } = {}): CrossEncoderScorer {
   return async (pairs, { batchSize }) =>
     reranker.scorePairs(

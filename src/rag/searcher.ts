@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import type { DType } from '../torch/index.js';
 import { Embedder } from '../embed/embedder.js';
-import { Reranker } from '../embed/reranker.js';
+import { loadReranker, type AnyReranker } from '../embed/cross_encoder.js';
 import { weightsFingerprint } from './indexer.js';
 import { searchIndex, type SearchRequest, type SearchResult } from './search.js';
 import { IndexError, RagStore } from './store.js';
@@ -23,7 +23,7 @@ export class RagSearcher {
   private constructor(
     readonly store: RagStore,
     readonly embedder: Embedder,
-    readonly reranker: Reranker | undefined,
+    readonly reranker: AnyReranker | undefined,
     private readonly instruction: string | undefined,
   ) {}
 
@@ -38,7 +38,7 @@ export class RagSearcher {
         throw new IndexError(`${db}: the files of ${identity.modelFolder}${identity.adapter ? ` or ${identity.adapter}` : ''} changed since the index was built, so queries would not match its vectors; run embtune index again`);
       }
       embedder = await Embedder.load(identity.modelFolder, { dtype: opts.dtype, adapter: identity.adapter ?? undefined });
-      const reranker = opts.reranker === undefined ? undefined : await Reranker.load(opts.reranker, { dtype: opts.dtype });
+      const reranker = opts.reranker === undefined ? undefined : await loadReranker(opts.reranker, { dtype: opts.dtype });
       return new RagSearcher(store, embedder, reranker, opts.instruction);
     } catch (err) {
       embedder?.dispose();

@@ -13,7 +13,8 @@
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Embedder, LoraAdapter, Reranker } from '../embed/index.js';
+import { Embedder, LoraAdapter } from '../embed/index.js';
+import { loadReranker, type AnyReranker } from '../embed/cross_encoder.js';
 import { getNumThreads, setNumThreads } from '../torch/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
 import { BatchQueue, type Queued } from './batch_queue.js';
@@ -44,7 +45,7 @@ class Refusal extends Error {
 
 interface Models {
   embedder: Embedder | undefined;
-  reranker: Reranker | undefined;
+  reranker: AnyReranker | undefined;
   /** name → the adapter loaded onto each base it fits. */
   adapters: Map<string, { embedding?: LoraAdapter; reranker?: LoraAdapter }>;
   embedLimit: number;
@@ -94,7 +95,7 @@ function lowerPriority(levels: number): number | undefined {
 async function load(): Promise<Models> {
   if (init.threads !== undefined) setNumThreads(init.threads);
   const embedder = init.embedding ? await Embedder.load(init.embedding.folder, { dtype: init.dtype }) : undefined;
-  const reranker = init.reranker ? await Reranker.load(init.reranker.folder, { dtype: init.dtype }) : undefined;
+  const reranker = init.reranker ? await loadReranker(init.reranker.folder, { dtype: init.dtype }) : undefined;
   const adapters = new Map<string, { embedding?: LoraAdapter; reranker?: LoraAdapter }>();
   for (const spec of init.adapters) {
     const entry: { embedding?: LoraAdapter; reranker?: LoraAdapter } = {};
@@ -123,7 +124,7 @@ async function load(): Promise<Models> {
     adapters.set(spec.name, entry);
   }
   const embedLimit = Math.min(init.limits.maxInputLength ?? Infinity, embedder?.info.maxLength ?? Infinity);
-  const rerankLimit = init.limits.rerankMaxLength;
+  const rerankLimit = Math.min(init.limits.rerankMaxLength, reranker?.maxLength ?? Infinity);
   // The width, from one probe text (what every pooled output is).
   const dims = embedder ? embedder.embed(['.'])[0]!.length : 0;
   return { embedder, reranker, adapters, embedLimit, rerankLimit, dims };
@@ -199,7 +200,7 @@ function rerankRows(job: RerankJob): TokenIds[] {
 }
 
 /** `document` cut to its first `n` tokens (Cohere v2 `max_tokens_per_doc`); unchanged when shorter. */
-function firstTokens(reranker: Reranker, document: string, n: number): string {
+function firstTokens(reranker: AnyReranker, document: string, n: number): string {
   const ids = reranker.tokenizer.encode(document, { addSpecialTokens: false });
   return ids.length <= n ? document : reranker.tokenizer.decode(ids.slice(0, n));
 }

@@ -1,0 +1,174 @@
+/**
+ * A BERT-style cross-encoder reranker: transformers' BertForSequenceClassification with one label
+ * (what sentence-transformers' CrossEncoder and TEI's BERT rerankers load). A pair is encoded as
+ * BertTokenizer encodes `tokenizer(query, document)`: `[CLS] query [SEP] document [SEP]`, token
+ * types 0 for the first part (its [CLS] and [SEP] included) and 1 for the rest; the score is
+ * `classifier(BertPooler(h)[CLS])`, through a sigmoid unless raw (CrossEncoder's default activation
+ * for one label; TEI's `raw_scores`).
+ *
+ * Pairs past the length limit are cut as the tokenizers library's `longest_first` does: the shorter
+ * part is kept whole when it fits in half of the budget, else both get half (the odd token going
+ * to the second).
+ */
+import { F, Tensor, checkDevice, fromTypedArray, noGrad, tidy, type Device, type DType } from '../torch/index.js';
+import { BertModel } from '../models/bert.js';
+import { describeModel } from '../models/registry.js';
+import { LoraAdapter } from '../models/lora/index.js';
+import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
+import { padBatch } from './embedder.js';
+import { Reranker, type Ranked, type RerankOptions } from './reranker.js';
+
+/** [CLS] … [SEP] … [SEP]: the special tokens of a BERT pair. */
+const PAIR_SPECIAL_TOKENS = 3;
+
+/** The lengths `longest_first` keeps of two parts sharing `budget` tokens. */
+export function longestFirstLengths(first: number, second: number, budget: number): [number, number] {
+  if (first + second <= budget) return [first, second];
+  const swap = first > second;
+  let [short, long] = swap ? [second, first] : [first, second];
+  long = short > budget ? short : Math.max(short, budget - short);
+  if (short + long > budget) {
+    short = Math.floor(budget / 2);
+    long = short + (budget % 2);
+  }
+  return swap ? [long, short] : [short, long];
+}
+
+export class BertCrossEncoder {
+  readonly #cls: number;
+  readonly #sep: number;
+  #ownedAdapter: LoraAdapter | undefined;
+
+  constructor(
+    readonly model: BertModel,
+    readonly tokenizer: Tokenizer,
+  ) {
+    const ids = tokenizer.encode('', { addSpecialTokens: true });
+    if (ids.length !== 2) throw new Error(`a BERT cross-encoder needs a tokenizer that wraps a text in [CLS] … [SEP]; this one adds ${ids.length} special tokens`);
+    [this.#cls, this.#sep] = ids as [number, number];
+    const classifier = model.weights.has('classifier.weight') ? model.weights.get('classifier.weight') : undefined;
+    if (!classifier || !model.weights.has('classifier.bias') || !model.weights.has('pooler.dense.weight')) {
+      throw new Error(`${model.weights.source}: not a cross-encoder: BertForSequenceClassification's pooler.dense and classifier weights are missing`);
+    }
+    if (classifier.size(0) !== 1) throw new Error(`${model.weights.source}: the classifier has ${classifier.size(0)} labels; a reranker scores with one`);
+  }
+
+  static async load(folder: string, opts: { dtype?: DType; adapter?: string | LoraAdapter; device?: Device | string } = {}): Promise<BertCrossEncoder> {
+    const device = checkDevice(opts.device ?? 'cpu');
+    const tokenizer = await loadTokenizer(folder);
+    const model = BertModel.load(folder, opts.dtype ?? 'float32', device);
+    let encoder: BertCrossEncoder;
+    try {
+      encoder = new BertCrossEncoder(model, tokenizer);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    try {
+      if (typeof opts.adapter === 'string') encoder.#ownedAdapter = LoraAdapter.load(opts.adapter, model);
+      if (opts.adapter !== undefined) encoder.attachAdapter(encoder.#ownedAdapter ?? (opts.adapter as LoraAdapter));
+    } catch (err) {
+      encoder.dispose();
+      throw err;
+    }
+    return encoder;
+  }
+
+  get device(): string {
+    return this.model.device;
+  }
+
+  get adapter(): LoraAdapter | undefined {
+    const a = this.model.adapter;
+    return a instanceof LoraAdapter ? a : undefined;
+  }
+
+  attachAdapter(adapter: LoraAdapter | undefined): void {
+    this.model.attachAdapter(adapter);
+    if (this.#ownedAdapter && this.#ownedAdapter !== adapter) {
+      this.#ownedAdapter.dispose();
+      this.#ownedAdapter = undefined;
+    }
+  }
+
+  /** Tokens one pair may have: the model's positions (BERT 512). */
+  get maxLength(): number {
+    return this.model.config.max_position_embeddings;
+  }
+
+  /** `[CLS] query [SEP] document [SEP]`, cut to `maxLength` (default the model's) as `longest_first` cuts. */
+  pairIds(query: string, document: string, opts: RerankOptions = {}): TokenIds {
+    const maxLength = opts.maxLength ?? this.maxLength;
+    const budget = maxLength - PAIR_SPECIAL_TOKENS;
+    if (budget < 2) throw new Error(`maxLength ${maxLength} leaves no room for the query and document`);
+    const q = this.tokenizer.encode(query, { addSpecialTokens: false });
+    const d = this.tokenizer.encode(document, { addSpecialTokens: false });
+    const [nq, nd] = longestFirstLengths(q.length, d.length, budget);
+    const cut = (ids: TokenIds, n: number) => (opts.truncationSide === 'left' ? ids.slice(ids.length - n) : ids.slice(0, n));
+    return [this.#cls, ...cut(q, nq), this.#sep, ...cut(d, nd), this.#sep];
+  }
+
+  scorePairs(pairs: { query: string; document: string }[], opts: RerankOptions = {}): number[] {
+    return this.scoreIds(pairs.map((p) => this.pairIds(p.query, p.document, opts)), opts);
+  }
+
+  /** The score of each pair given as its token ids (as `pairIds` makes them), in input order. */
+  scoreIds(ids: TokenIds[], opts: RerankOptions = {}): number[] {
+    const batchSize = opts.batchSize ?? 8;
+    const order = ids.map((_, i) => i).sort((a, b) => ids[b]!.length - ids[a]!.length || a - b);
+    const scores = new Array<number>(ids.length);
+    const device = this.model.device;
+    for (let start = 0; start < order.length; start += batchSize) {
+      const members = order.slice(start, start + batchSize);
+      const rows = members.map((i) => ids[i]!);
+      const batchScores = tidy(() =>
+        noGrad(() => {
+          const batch = padBatch(rows, this.tokenizer.padTokenId, 'right', device);
+          const tokenTypeIds = this.tokenTypes(rows, batch.inputIds.size(1) as number);
+          const hidden = this.model.forward(batch.inputIds, batch.attentionMask, { tokenTypeIds });
+          const w = this.model.weights;
+          const logits = F.linear(this.model.pooler(hidden), w.get('classifier.weight'), w.get('classifier.bias')).select(1, 0).float();
+          return (opts.raw ? logits : logits.sigmoid()).to({ device: 'cpu' }).toTypedArray<'float32'>();
+        }),
+      );
+      members.forEach((i, k) => (scores[i] = batchScores[k]!));
+      opts.onProgress?.({ done: Math.min(start + batchSize, order.length), total: order.length });
+    }
+    return scores;
+  }
+
+  /** Token types of padded pair rows: 0 through the first [SEP], 1 after it (padding 0, as BertTokenizer pads). */
+  private tokenTypes(rows: TokenIds[], length: number): Tensor {
+    const types = new BigInt64Array(rows.length * length);
+    rows.forEach((row, r) => {
+      const firstSep = row.indexOf(this.#sep);
+      for (let t = firstSep + 1; t < row.length; t++) types[r * length + t] = 1n;
+    });
+    return fromTypedArray(types, [rows.length, length], { device: this.model.device });
+  }
+
+  score(query: string, documents: string[], opts: RerankOptions = {}): number[] {
+    return this.scorePairs(documents.map((document) => ({ query, document })), opts);
+  }
+
+  /** Documents sorted by descending score. */
+  rank(query: string, documents: string[], opts: RerankOptions = {}): Ranked[] {
+    const scores = this.score(query, documents, opts);
+    return documents.map((document, index) => ({ index, document, score: scores[index]! })).sort((a, b) => b.score - a.score || a.index - b.index);
+  }
+
+  dispose(): void {
+    this.model.attachAdapter(undefined);
+    this.#ownedAdapter?.dispose();
+    this.#ownedAdapter = undefined;
+    this.model.dispose();
+  }
+}
+
+/** Either reranker: Qwen3-Reranker or a BERT cross-encoder; both score pairs the same way for their callers. */
+export type AnyReranker = Reranker | BertCrossEncoder;
+
+/** The reranker a folder holds: a BERT folder is a cross-encoder, a Qwen3 folder a Qwen3-Reranker. */
+export function loadReranker(folder: string, opts: { dtype?: DType; adapter?: string | LoraAdapter; device?: Device | string } = {}): Promise<AnyReranker> {
+  return describeModel(folder).family === 'bert' ? BertCrossEncoder.load(folder, opts) : Reranker.load(folder, opts);
+}
