@@ -153,6 +153,39 @@ test('a killed worker stops the launch with an error, and the restart from the l
   }
 });
 
+test('Ctrl-C to the launcher stops every worker after the same step: rank 0 saves that checkpoint, the launch exits 130', { skip, timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-launch-int-'));
+  try {
+    const data = dataset(dir, 40);
+    const out = join(dir, 'out');
+    const args = trainArgs(data, out, 2, 2000, ['--save-steps', '100000', '--num-train-epochs', '1000', '--nproc-per-node', '2', '--master-port', String(await freePort())]);
+    const launcher = spawn(process.execPath, args, { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    launcher.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
+    const started = Date.now();
+    let run: string | undefined;
+    // Interrupt once rank 0 has logged a few steps.
+    while (Date.now() - started < 60_000) {
+      await new Promise((r) => setTimeout(r, 50));
+      run = existsSync(out) ? readdirSync(out).find((n) => /^v\d+-/.test(n)) : undefined;
+      const log = run ? join(out, run, 'logging.jsonl') : undefined;
+      if (log && existsSync(log) && readFileSync(log, 'utf8').split('\n').length > 3) break;
+    }
+    assert.ok(run, 'training started');
+    launcher.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    const checkpoints = readdirSync(join(out, run)).filter((n) => n.startsWith('checkpoint-'));
+    assert.equal(checkpoints.length, 1, checkpoints.join(', '));
+    const step = Number(checkpoints[0]!.slice(11));
+    const state = JSON.parse(readFileSync(join(out, run, checkpoints[0]!, 'trainer_state.json'), 'utf8')) as { globalStep: number };
+    assert.equal(state.globalStep, step);
+    assert.ok(step > 0 && step < 2000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the launch plan follows torchrun and ms-swift: flags, then NPROC_PER_NODE / NNODES / NODE_RANK / MASTER_*; a worker never launches', () => {
   assert.equal(launchPlan({}, {}), undefined);
   assert.equal(launchPlan({ nprocPerNode: '1' }, {}), undefined);
