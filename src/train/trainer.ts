@@ -192,7 +192,7 @@ export class Trainer {
       this.state.microBatch += window;
       pendingLoss += loss;
       pendingSteps += 1;
-      this.events.onStep?.({ step, maxSteps: this.maxSteps, loss, lr });
+      if (this.isMain) this.events.onStep?.({ step, maxSteps: this.maxSteps, loss, lr }); // one progress bar, rank 0's (as HF's tqdm)
       if (step % c.loggingSteps === 0 || (step === 1 && c.loggingFirstStep) || step === this.maxSteps) {
         this.log({ step, epoch: round(this.epochProgress(), 4), loss: pendingLoss / pendingSteps, grad_norm: gradNorm, learning_rate: lr, lr });
         pendingLoss = 0;
