@@ -492,8 +492,8 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   embtune::RegisterSearchOps(env, exports);
   embtune::RegisterLoraOps(env, exports);
   embtune::RegisterFusedOps(env, exports);
+  embtune::RegisterDistributedOps(env, exports);  // torch.distributed: one process group per environment
   return exports;
 }
 
 NODE_API_MODULE(embtune_torch, InitModule)
-  embtune::RegisterDistributedOps(env, exports);  // torch.distributed: one process group per environment
