@@ -13,16 +13,16 @@
  * It stops by itself: a watchdog kills the server and exits if a phase overruns.
  *
  *   npm run bench:serve -- [--duration 60] [--clients 32] [--saturate-clients 160] [--permits 48]
- *                          [--saturate-duration 15] [--max-requests 200000] [--threads 1] [--rerank-share 0.3] [--quick]
+ *                          [--saturate-duration 15] [--max-requests 200000] [--threads 1] [--rerank-share 0.3] [--models qwen3|bert] [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHARED = process.env.EMBTUNE_SHARED ?? join(ROOT, '..', 'shared');
-const MODEL = join(SHARED, 'fixtures/models/qwen3-tiny');
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: number): number => {
   const i = argv.indexOf(name);
@@ -30,6 +30,17 @@ const flag = (name: string, fallback: number): number => {
   if (!Number.isFinite(value) || value <= 0) throw new Error(`bench/serve: ${name} must be a positive number, got ${argv[i + 1]}`);
   return value;
 };
+/**
+ * The fixture models: `qwen3` (default) embeds with qwen3-tiny and reranks with it as a
+ * Qwen3-Reranker (93-token pairs: the template); `bert` embeds with bert-tiny and reranks with
+ * bert-tiny as a BERT cross-encoder (a seeded one-label head, test/embed/cross_encoder_fixture.ts).
+ */
+const FIXTURE = (() => {
+  const i = argv.indexOf('--models');
+  const value = i >= 0 ? argv[i + 1] : 'qwen3';
+  if (value !== 'qwen3' && value !== 'bert') throw new Error(`bench/serve: --models must be qwen3 or bert, got ${value}`);
+  return value;
+})();
 const quick = argv.includes('--quick');
 const DURATION = flag('--duration', quick ? 10 : 60);
 const CLIENTS = flag('--clients', 32);
@@ -83,6 +94,24 @@ function request(random: () => number): { path: string; body: unknown } {
   return { path: '/rerank', body: { query: pick(), texts: Array.from({ length: 4 }, pick) } };
 }
 
+/**
+ * The load generator's HTTP client: node:http over kept-alive sockets. fetch (undici) costs this
+ * process ~0.4 ms of CPU per request, and on 2 cores the load generator's CPU is the server's loss.
+ */
+const AGENT = new Agent({ keepAlive: true, maxSockets: 512 });
+
+function post(base: string, path: string, body: string): Promise<{ status: number; retryAfter: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(base + path, { method: 'POST', agent: AGENT, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 async function client(base: string, seed: number, until: number, tally: Tally): Promise<void> {
   const random = rng(seed);
   while (performance.now() < until && tally.sent < MAX_REQUESTS) {
@@ -90,12 +119,11 @@ async function client(base: string, seed: number, until: number, tally: Tally): 
     tally.sent++;
     const start = performance.now();
     try {
-      const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      await res.arrayBuffer();
+      const res = await post(base, path, JSON.stringify(body));
       tally.statuses.set(res.status, (tally.statuses.get(res.status) ?? 0) + 1);
       if (res.status === 200) tally.latencies.push(performance.now() - start);
       if (res.status === 429) {
-        if (res.headers.get('retry-after') === null) tally.retryAfterMissing++;
+        if (res.retryAfter === undefined) tally.retryAfterMissing++;
         // A well-behaved client waits a little before trying again (Retry-After says 1 s; a bench client retries sooner).
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -216,10 +244,10 @@ function report(r: PhaseResult): string {
   ].join(' | ');
 }
 
-async function startServer(): Promise<{ child: ChildProcess; base: string }> {
+async function startServer(embedding: string, reranker: string): Promise<{ child: ChildProcess; base: string }> {
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'dist/src/cli/main.js'), 'serve', '--model', MODEL, '--reranker', MODEL, '--port', '0', '--threads', String(THREADS), '--max-concurrent-requests', String(PERMITS), '--rerank-batch-size', '32'],
+    [join(ROOT, 'dist/src/cli/main.js'), 'serve', '--model', embedding, '--reranker', reranker, '--port', '0', '--threads', String(THREADS), '--max-concurrent-requests', String(PERMITS), '--rerank-batch-size', '32'],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HF_HUB_OFFLINE: '1' } },
   );
   let out = '';
@@ -233,8 +261,20 @@ async function startServer(): Promise<{ child: ChildProcess; base: string }> {
   return { child, base: /listening on (http:\/\/\S+)/.exec(out)![1]! };
 }
 
+async function fixtureModels(): Promise<{ embedding: string; reranker: string; cleanup: () => void }> {
+  if (FIXTURE === 'qwen3') {
+    const qwen = join(SHARED, 'fixtures/models/qwen3-tiny');
+    return { embedding: qwen, reranker: qwen, cleanup: () => {} };
+  }
+  const { crossEncoderFolder } = await import('../test/embed/cross_encoder_fixture.js');
+  const { dir, cleanup } = crossEncoderFolder();
+  return { embedding: join(SHARED, 'fixtures/models/bert-tiny'), reranker: dir, cleanup };
+}
+
 async function main(): Promise<void> {
-  const { child, base } = await startServer();
+  const models = await fixtureModels();
+  process.once('exit', models.cleanup);
+  const { child, base } = await startServer(models.embedding, models.reranker);
   const budget = (DURATION * 2 + SATURATE_DURATION + 120) * 1000;
   const watchdog = setTimeout(() => {
     console.error('bench/serve: the run overran its time budget; stopping');
