@@ -8,6 +8,11 @@
 //    the composition keeps the [B, N, L, L] probabilities (twice for half types: float32 and
 //    cast) and k, v repeated to every query head; this node keeps q and the un-repeated k, v,
 //    and recomputes the probabilities in backward — one more q·kᵀ, under 1% of a layer's work.
+//    Past a memory budget for the scores (EMBTUNE_ATTENTION_CHUNK_MIB, default 256 MiB) it runs
+//    over blocks of query rows, forward and backward: each row's softmax is its own, so the
+//    output is the same, and the [B, N, L, L] scores never exist at once — a 4,000-token step
+//    then needs B·N·chunk·L floats instead of B·N·L² (k and v gradients are summed over the
+//    blocks, a different summation order: equal to float32 rounding, not bit for bit).
 //  - silu(gate) ⊙ up (the SwiGLU MLP): the composition keeps silu(gate) beside gate and up.
 //
 // Together they cut a Qwen3 training layer's saved activations by about a third (bench/train),
@@ -18,8 +23,10 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include "bind.h"
 #include "fused_ops.h"
@@ -106,18 +113,52 @@ at::Tensor Softmax(const at::Tensor& scores) {
   return IsHalf(scores.scalar_type()) ? at::softmax(scores, -1, at::kFloat) : at::softmax(scores, -1);
 }
 
+// Bytes the scores of one block of query rows may take (EMBTUNE_ATTENTION_CHUNK_MIB, read once).
+int64_t AttentionChunkBytes() {
+  static const int64_t bytes = [] {
+    const char* env = std::getenv("EMBTUNE_ATTENTION_CHUNK_MIB");
+    const double mib = env ? std::atof(env) : 256.0;
+    return static_cast<int64_t>((mib > 0 ? mib : 256.0) * 1024 * 1024);
+  }();
+  return bytes;
+}
+
+// Query rows per block: all of them when the float32 scores fit the budget (the exact path).
+int64_t AttentionRowsPerBlock(const at::Tensor& q, const at::Tensor& k) {
+  const int64_t rows = q.size(2);
+  const int64_t per_row = q.size(0) * q.size(1) * k.size(2) * static_cast<int64_t>(sizeof(float));
+  if (per_row * rows <= AttentionChunkBytes()) return rows;
+  return std::max<int64_t>(1, AttentionChunkBytes() / std::max<int64_t>(per_row, 1));
+}
+
+// The mask's rows [start, start + n) when it has a row per query, else the mask (broadcast).
+at::Tensor MaskRows(const at::Tensor& mask, int64_t rows, int64_t start, int64_t n) {
+  if (!mask.defined() || mask.dim() < 2 || mask.size(-2) != rows || (n == rows && start == 0)) return mask;
+  return mask.narrow(-2, start, n);
+}
+
 struct Attention : public torch::autograd::Function<Attention> {
   // The mask is optional (an undefined tensor cannot be an autograd input); absent, it is saved as None.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const c10::optional<at::Tensor>& maybe_mask,
                             double scale) {
     const at::Tensor mask = maybe_mask ? *maybe_mask : at::Tensor();
     const int64_t n_rep = q.size(1) / k.size(1);
-    at::Tensor probs;
-    {
-      at::Tensor scores = Scores(q, RepeatKv(k, n_rep), mask, scale);
-      probs = Softmax(scores).to(q.scalar_type());
-    }  // scores freed before the second product, as Python's refcounting would
-    const at::Tensor out = at::matmul(probs, RepeatKv(v, n_rep));
+    const int64_t rows = q.size(2);
+    const int64_t block = AttentionRowsPerBlock(q, k);
+    const at::Tensor k_rep = RepeatKv(k, n_rep);
+    const at::Tensor v_rep = RepeatKv(v, n_rep);
+    std::vector<at::Tensor> outs;
+    for (int64_t start = 0; start < rows; start += block) {
+      const int64_t n = std::min(block, rows - start);
+      const at::Tensor q_rows = n == rows ? q : q.narrow(2, start, n);
+      at::Tensor probs;
+      {
+        at::Tensor scores = Scores(q_rows, k_rep, MaskRows(mask, rows, start, n), scale);
+        probs = Softmax(scores).to(q.scalar_type());
+      }  // scores freed before the second product, as Python's refcounting would
+      outs.push_back(at::matmul(probs, v_rep));
+    }
+    const at::Tensor out = outs.size() == 1 ? outs[0] : at::cat(outs, 2);
     ctx->save_for_backward({q, k, v});
     ctx->saved_data["mask"] = maybe_mask;
     ctx->saved_data["scale"] = scale;
@@ -136,26 +177,53 @@ struct Attention : public torch::autograd::Function<Attention> {
     const int64_t n_rep = q.size(1) / k.size(1);
     const at::Tensor k_rep = RepeatKv(k, n_rep);
     const at::Tensor v_rep = RepeatKv(v, n_rep);
-    // Recompute the probabilities exactly as forward did (same ops, same values).
-    at::Tensor grad_scores;
-    at::Tensor grad_v;
-    {
-      const at::Tensor scores = Scores(q, k_rep, mask, scale);
-      const at::Tensor p = Softmax(scores);  // float32 for half types
-      const at::Tensor probs = p.to(q.scalar_type());
-      if (ctx->needs_input_grad(2)) grad_v = SumRepeats(at::matmul(probs.transpose(-2, -1), grad), n_rep);
-      const at::Tensor grad_probs = at::matmul(grad, v_rep.transpose(-2, -1)).to(p.scalar_type());
-      // softmax(x, dtype=float32) is x.to(float32) then softmax on the CPU: its backward is
-      // softmax's in float32, cast back.
-      grad_scores = at::_softmax_backward_data(grad_probs, p, -1, p.scalar_type()).to(scores.scalar_type());
+    const int64_t rows = q.size(2);
+    const int64_t block = AttentionRowsPerBlock(q, k);
+    const bool mask_trains = mask.defined() && mask.scalar_type() != at::kBool && ctx->needs_input_grad(3);
+    std::vector<at::Tensor> grad_q_blocks;
+    std::vector<at::Tensor> grad_mask_blocks;
+    at::Tensor grad_k_rep, grad_v_rep, grad_mask;
+    for (int64_t start = 0; start < rows; start += block) {
+      const int64_t n = std::min(block, rows - start);
+      const bool whole = n == rows;
+      const at::Tensor q_rows = whole ? q : q.narrow(2, start, n);
+      const at::Tensor g_rows = whole ? grad : grad.narrow(2, start, n);
+      const at::Tensor mask_rows = MaskRows(mask, rows, start, n);
+      // Recompute the probabilities exactly as forward did (same ops, same values).
+      at::Tensor grad_scores;
+      {
+        const at::Tensor scores = Scores(q_rows, k_rep, mask_rows, scale);
+        const at::Tensor p = Softmax(scores);  // float32 for half types
+        const at::Tensor probs = p.to(q.scalar_type());
+        if (ctx->needs_input_grad(2)) {
+          const at::Tensor gv = at::matmul(probs.transpose(-2, -1), g_rows);
+          grad_v_rep = grad_v_rep.defined() ? grad_v_rep.add_(gv) : gv;
+        }
+        const at::Tensor grad_probs = at::matmul(g_rows, v_rep.transpose(-2, -1)).to(p.scalar_type());
+        // softmax(x, dtype=float32) is x.to(float32) then softmax on the CPU: its backward is
+        // softmax's in float32, cast back.
+        grad_scores = at::_softmax_backward_data(grad_probs, p, -1, p.scalar_type()).to(scores.scalar_type());
+      }
+      if (mask_rows.defined() && mask_rows.scalar_type() == at::kBool) grad_scores = grad_scores.masked_fill(mask_rows.logical_not(), 0);
+      else if (mask_trains) {
+        // An additive mask that trains: its gradient is the scores' summed to its shape, by block
+        // when it has a row per query, else over every block.
+        const at::Tensor gm = at::sum_to(grad_scores, mask_rows.sizes());
+        if (mask.size(-2) == rows && !whole) grad_mask_blocks.push_back(gm);
+        else grad_mask = grad_mask.defined() ? grad_mask.add_(gm) : gm;
+      }
+      grad_scores = grad_scores * scale;
+      if (ctx->needs_input_grad(0)) grad_q_blocks.push_back(at::matmul(grad_scores, k_rep));
+      if (ctx->needs_input_grad(1)) {
+        const at::Tensor gk = at::matmul(grad_scores.transpose(-2, -1), q_rows);
+        grad_k_rep = grad_k_rep.defined() ? grad_k_rep.add_(gk) : gk;
+      }
     }
-    at::Tensor grad_mask;
-    if (mask.defined() && mask.scalar_type() == at::kBool) grad_scores = grad_scores.masked_fill(mask.logical_not(), 0);
-    else if (mask.defined() && ctx->needs_input_grad(3)) grad_mask = at::sum_to(grad_scores, mask.sizes());  // an additive mask that trains
-    grad_scores = grad_scores * scale;
-    at::Tensor grad_q, grad_k;
-    if (ctx->needs_input_grad(0)) grad_q = at::matmul(grad_scores, k_rep);
-    if (ctx->needs_input_grad(1)) grad_k = SumRepeats(at::matmul(grad_scores.transpose(-2, -1), q), n_rep);
+    if (!grad_mask_blocks.empty()) grad_mask = at::cat(grad_mask_blocks, -2);
+    at::Tensor grad_q, grad_k, grad_v;
+    if (!grad_q_blocks.empty()) grad_q = grad_q_blocks.size() == 1 ? grad_q_blocks[0] : at::cat(grad_q_blocks, 2);
+    if (grad_k_rep.defined()) grad_k = SumRepeats(grad_k_rep, n_rep);
+    if (grad_v_rep.defined()) grad_v = SumRepeats(grad_v_rep, n_rep);
     return {grad_q, grad_k, grad_v, grad_mask, at::Tensor()};
   }
 };
