@@ -1,18 +1,23 @@
 /** `embtune embed`: one `{"embedding": [...]}` line per input text (or a safetensors matrix). */
 import type { Command } from 'commander';
+import { createHash } from 'node:crypto';
 import { extname } from 'node:path';
 import { Embedder } from '../embed/embedder.js';
 import { saveSafetensors } from '../formats/safetensors_write.js';
 import { fromTypedArray } from '../torch/index.js';
 import { ProgressBar } from './progress.js';
+import { fileContentHashes, modelContentKey } from '../embed/cache.js';
+import { mergeShards, parseShardSpec, recordedInput, shardRange, writeShard, type ShardSpec } from '../embed/shards.js';
 import { InvalidArgumentError } from 'commander';
 import { DEVICE_HELP, TSV_QUOTING_HELP, UsageError, modelFolder, parseDeviceFlag, parsePositiveInt, readTexts, writeJsonl } from './io.js';
 
 interface EmbedFlags {
-  model: string;
+  model?: string;
   adapter?: string;
-  input: string;
+  input?: string;
   output: string;
+  shard?: ShardSpec;
+  mergeShards?: string;
   textField: string;
   kind: 'query' | 'document';
   instruction?: string;
@@ -31,10 +36,18 @@ export function registerEmbed(program: Command): void {
   program
     .command('embed')
     .description('Embed texts with a Qwen3-Embedding or BERT model: prompts, pooling and normalisation as the reference libraries do.')
-    .requiredOption('--model <dir|org/name>', 'model folder or hub id')
+    .option('--model <dir|org/name>', 'model folder or hub id (required unless --merge-shards)')
     .option('--adapter <dir>', 'PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, as PEFT, ms-swift or embtune train write it), applied on top of --model without merging')
-    .requiredOption('--input <file>', 'JSONL file (one object per line) or CSV/TSV with a header row, holding the text')
-    .requiredOption('--output <file>', 'where to write: .jsonl → one {"embedding": [...]} per input line, in order; .safetensors → one "embeddings" [N, D] float32 tensor')
+    .option('--input <file>', 'JSONL file (one object per line) or CSV/TSV with a header row, holding the text (required unless --merge-shards)')
+    .requiredOption('--output <file>', 'where to write: .jsonl → one {"embedding": [...]} per input line, in order; .safetensors → one "embeddings" [N, D] float32 tensor; with --shard, a folder')
+    .option('--shard <i/n>', 'embed only shard i of n (0-based; contiguous row ranges as datasets\' shard(n, i, contiguous=True)) into the folder --output: a Parquet file (row, embedding) and its JSON entry; run every i, on any machines, then --merge-shards', (v: string) => {
+      try {
+        return parseShardSpec(v);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+    })
+    .option('--merge-shards <dir>', 'join the shards of a --shard folder into --output (.jsonl or .safetensors, what one embed of the whole input writes), after checking every shard is there, from the same model, input and settings, rows complete without overlap')
     .option('--text-field <name>', 'the field (JSONL) or column (CSV/TSV) holding the text', 'text')
     .option('--tsv-quoting', TSV_QUOTING_HELP)
     .option('--kind <kind>', "'query' (gets the model's query prompt, Qwen3: Instruct: {task}\\nQuery:) or 'document' (no prompt)", choice('--kind', ['query', 'document']), 'document')
@@ -49,9 +62,22 @@ export function registerEmbed(program: Command): void {
     .option('--no-normalize', 'do not L2-normalise (default: what the model folder says; Qwen3 normalises)')
     .action(async (flags: EmbedFlags) => {
       const format = extname(flags.output).toLowerCase();
-      if (format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
-      const texts = await readTexts(flags.input, flags.textField, { tsvQuoting: flags.tsvQuoting });
-      const embedder = await Embedder.load(await modelFolder(flags.model), { dtype: flags.dtype, device: flags.device, adapter: flags.adapter });
+      if (flags.mergeShards !== undefined) {
+        if (flags.shard) throw new UsageError('--merge-shards and --shard do not go together: embed the shards first, then merge them');
+        if (format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
+        // A folder that does not make one output (missing shard, other model) is a ShardError naming it: exit 1.
+        const merged = await mergeShards(flags.mergeShards);
+        writeEmbeddings(flags.output, format, merged.vectors);
+        console.error(`merged ${merged.manifest.numShards} shards (${merged.manifest.totalRows} rows, ${merged.manifest.dims} dims) → ${flags.output}`);
+        return;
+      }
+      if (flags.model === undefined || flags.input === undefined) throw new UsageError('embed needs --model and --input (or --merge-shards DIR)');
+      if (!flags.shard && format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
+      const allTexts = await readTexts(flags.input, flags.textField, { tsvQuoting: flags.tsvQuoting });
+      const range = flags.shard ? shardRange(allTexts.length, flags.shard.count, flags.shard.index) : ([0, allTexts.length] as const);
+      const texts = allTexts.slice(range[0], range[1]);
+      const folder = await modelFolder(flags.model);
+      const embedder = await Embedder.load(folder, { dtype: flags.dtype, device: flags.device, adapter: flags.adapter });
       try {
         const bar = new ProgressBar('embedding', 'texts');
         let tokens = 0;
@@ -69,21 +95,44 @@ export function registerEmbed(program: Command): void {
             bar.update(p.done, p.total);
           },
         });
-        if (format === '.jsonl') {
-          writeJsonl(flags.output, vectors.map((v) => ({ embedding: Array.from(v) })));
-        } else {
-          const dim = vectors[0]!.length;
-          const matrix = new Float32Array(vectors.length * dim);
-          vectors.forEach((v, i) => matrix.set(v, i * dim));
-          const tensor = fromTypedArray(matrix, [vectors.length, dim]);
-          saveSafetensors(flags.output, { embeddings: tensor });
-          tensor.dispose();
+        if (flags.shard) {
+          // Everything that changes a vector's bits is in the key, so the merge refuses shards made otherwise.
+          const settings = { kind: flags.kind, instruction: flags.instruction ?? null, dims: flags.dims ?? null, paddingSide: flags.paddingSide ?? null, dtype: flags.dtype, batchSize: flags.batchSize, maxBatchTokens: flags.maxBatchTokens ?? null, maxLength: flags.maxLength ?? null, normalize: flags.normalize !== false };
+          await writeShard(flags.output, {
+            model: flags.model,
+            // The key itself is a JSON of every file's sha256; its own sha256 keeps the entries short.
+            modelKey: createHash('sha256').update(modelContentKey(folder, { adapter: flags.adapter, settings })).digest('hex'),
+            input: recordedInput(flags.input),
+            inputSha256: fileContentHashes([flags.input])[0]!,
+            totalRows: allTexts.length,
+            numShards: flags.shard.count,
+            index: flags.shard.index,
+            start: range[0],
+            end: range[1],
+          }, vectors);
+          bar.finish(`embedded shard ${flags.shard.index}/${flags.shard.count}: rows ${range[0]}–${range[1] - 1} of ${allTexts.length} (${tokens} tokens, ${vectors[0]?.length ?? 0} dims) → ${flags.output}`);
+          return;
         }
+        writeEmbeddings(flags.output, format, vectors);
         bar.finish(`embedded ${texts.length} texts (${tokens} tokens, ${vectors[0]!.length} dims) → ${flags.output}`);
       } finally {
         embedder.dispose();
       }
     });
+}
+
+/** The output of `embtune embed` (and of --merge-shards, which must write the same bytes). */
+function writeEmbeddings(output: string, format: string, vectors: readonly Float32Array[]): void {
+  if (format === '.jsonl') {
+    writeJsonl(output, vectors.map((v) => ({ embedding: Array.from(v) })));
+    return;
+  }
+  const dim = vectors[0]!.length;
+  const matrix = new Float32Array(vectors.length * dim);
+  vectors.forEach((v, i) => matrix.set(v, i * dim));
+  const tensor = fromTypedArray(matrix, [vectors.length, dim]);
+  saveSafetensors(output, { embeddings: tensor });
+  tensor.dispose();
 }
 
 export function choice<T extends string>(flag: string, allowed: readonly T[]) {

@@ -1,0 +1,117 @@
+// Sharded embedding (issue 13): `embtune embed --shard i/n` workers run at the same time over
+// AgriEval's corpus (read in place from ../shared: non-commercial, never copied into the repo; the
+// prefix the test embeds lives in a temp folder), `--merge-shards` joins them into what one
+// `embtune embed` of the whole file writes, byte for byte; an incomplete or mixed folder is refused
+// by name. Batch size 1 on both sides: with larger batches libtorch's GEMM rounds a row
+// differently when the batch around it differs (src/embed/shards.ts), so only per-row batches can
+// be compared bit for bit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../../src/torch/index.js';
+import { loadSafetensors } from '../../src/formats/safetensors.js';
+import { openParquet, readParquetRows } from '../../src/data/parquet.js';
+import { parseShardSpec, shardRange, type ShardManifest } from '../../src/embed/shards.js';
+import { FIXTURES, ROOT, SHARED } from '../helpers.js';
+
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const QWEN = join(FIXTURES, 'models/qwen3-tiny');
+const BERT = join(FIXTURES, 'models/bert-tiny');
+const CORPUS = join(SHARED, 'data/zh_agri/agrieval/beir/corpus.jsonl');
+const ROWS = 600;
+
+interface Run {
+  status: number | null;
+  stderr: string;
+}
+
+/** One CLI process (one thread each: the workers share the machine's 2 cores). */
+function embtune(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EMBTUNE_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', HF_HUB_OFFLINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr }));
+  });
+}
+
+function embeddings(file: string): number[][] {
+  return readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { embedding: number[] }).embedding);
+}
+
+test('--shard i/n takes the row ranges of datasets shard(n, i, contiguous=True) and refuses i ≥ n', () => {
+  // datasets: div = N // n, mod = N % n, start = i·div + min(i, mod), the first mod shards one row longer.
+  assert.deepEqual([0, 1, 2].map((i) => shardRange(10, 3, i)), [[0, 4], [4, 7], [7, 10]]);
+  assert.deepEqual([0, 1, 2, 3].map((i) => shardRange(2, 4, i)), [[0, 1], [1, 2], [2, 2], [2, 2]]);
+  assert.deepEqual(parseShardSpec('2/3'), { index: 2, count: 3 });
+  assert.throws(() => parseShardSpec('3/3'), /0 ≤ i < n/);
+  assert.throws(() => parseShardSpec('1-3'), /i\/n/);
+});
+
+test('3 concurrent --shard workers over AgriEval, merged, equal one embtune embed of the whole file byte for byte; a missing shard or one of another model is refused by name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-shards-'));
+  try {
+    const lines = readFileSync(CORPUS, 'utf8').split('\n').slice(0, ROWS);
+    assert.equal(lines.length, ROWS);
+    const input = join(dir, 'corpus.jsonl');
+    writeFileSync(input, lines.join('\n') + '\n');
+    const shards = join(dir, 'shards');
+    const common = ['--model', QWEN, '--input', input, '--batch-size', '1'];
+    // The three workers and the whole-file run at the same time.
+    const runs = await Promise.all([
+      ...[0, 1, 2].map((i) => embtune('embed', ...common, '--shard', `${i}/3`, '--output', shards)),
+      embtune('embed', ...common, '--output', join(dir, 'whole.jsonl')),
+    ]);
+    for (const run of runs) assert.equal(run.status, 0, run.stderr);
+
+    // Each shard file holds its own rows with their global indices.
+    const parquet = await openParquet(join(shards, 'shard-00001-of-00003.parquet'));
+    const indices: unknown[] = [];
+    for await (const { value } of readParquetRows(parquet, ['row'])) indices.push(value.row);
+    assert.deepEqual(indices, Array.from({ length: 200 }, (_, k) => 200 + k));
+
+    let run = await embtune('embed', '--merge-shards', shards, '--output', join(dir, 'merged.jsonl'));
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(readFileSync(join(dir, 'merged.jsonl')).equals(readFileSync(join(dir, 'whole.jsonl'))), 'merged JSONL differs from the whole-file run');
+    run = await embtune('embed', '--merge-shards', shards, '--output', join(dir, 'merged.safetensors'));
+    assert.equal(run.status, 0, run.stderr);
+    const tensors = loadSafetensors(join(dir, 'merged.safetensors'));
+    try {
+      const matrix = tensors.get('embeddings')!;
+      assert.deepEqual(matrix.shape, [ROWS, 32]);
+      assert.deepEqual(Array.from(matrix.toTypedArray<'float32'>()), embeddings(join(dir, 'whole.jsonl')).flat());
+    } finally {
+      torch.dispose([...tensors.values()]);
+    }
+
+    const manifest = JSON.parse(readFileSync(join(shards, 'manifest.json'), 'utf8')) as ShardManifest;
+    assert.equal(manifest.totalRows, ROWS);
+    assert.equal(manifest.numShards, 3);
+    assert.equal(manifest.input, input);
+    assert.equal(manifest.model, QWEN);
+    assert.match(manifest.modelKey, /^[0-9a-f]{64}$/);
+    assert.deepEqual(manifest.shards, [0, 1, 2].map((i) => ({ index: i, start: 200 * i, end: 200 * (i + 1), file: `shard-0000${i}-of-00003.parquet`, rows: 200 })));
+
+    // Shard 2 gone: the merge names it and its rows, and writes nothing.
+    unlinkSync(join(shards, 'shard-00002-of-00003.json'));
+    unlinkSync(join(shards, 'shard-00002-of-00003.parquet'));
+    run = await embtune('embed', '--merge-shards', shards, '--output', join(dir, 'partial.jsonl'));
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /missing shard 2\/3 \(rows 400–599\)/);
+    assert.equal(existsSync(join(dir, 'partial.jsonl')), false);
+
+    // Shard 2 redone with another model (same input, same flags): refused as another model.
+    run = await embtune('embed', '--model', BERT, '--input', input, '--batch-size', '1', '--shard', '2/3', '--output', shards);
+    assert.equal(run.status, 0, run.stderr);
+    run = await embtune('embed', '--merge-shards', shards, '--output', join(dir, 'mixed.jsonl'));
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /shard 2\/3 was embedded with another model or settings \(.*bert-tiny\)/);
+    assert.equal(existsSync(join(dir, 'mixed.jsonl')), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
