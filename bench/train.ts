@@ -30,6 +30,7 @@
  *   npm run bench:train -- [--steps 2] [--layers 28] [--seq 128] [--rows 4] [--negatives 5] [--threads N]
  *                          [--rounds 1] [--seed 0] [--baseline-no-checkpoint] [--skip-baseline]
  *                          [--memory-cap GiB] [--python /usr/bin/python3] [--check]
+ *   npm run bench:train -- --nproc N …   N data-parallel processes against 1 (bench/train_dp.ts, its own flags)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -637,6 +638,8 @@ function printGoals(results: ModeResult[], reference: ModeResult | undefined, ra
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--worker') return worker(JSON.parse(argv[1]!) as WorkerArgs);
+  // --nproc N: data-parallel processes against one (bench/train_dp.ts).
+  if (argv[0] === '--dp-worker' || argv.includes('--nproc')) return (await import('./train_dp.js')).mainDataParallel(argv);
   if (argv[0] === '--write-model') {
     const { folder, config, seed } = JSON.parse(argv[1]!) as { folder: string; config: Qwen3Config; seed: number };
     return writeRandomModelFolder(folder, config, seed, 'ones');
