@@ -277,13 +277,19 @@ function rankCorpus(
       const t = fromTypedArray(data, [n, dim]);
       return options.similarity === 'dot' ? t : F.normalize(t, 2, 1);
     };
-    const docsT = prepare(corpus.embeddings, nCorpus).T;
+    // Identical documents are scored once (README §2.3 of the metrics fixtures: they must tie
+    // exactly; a BLAS whose rounding depends on the column — OpenBLAS's AVX-512 sgemm does — would
+    // give copies of a vector 1-ulp apart, and their order would then follow the rounding).
+    const distinct = distinctRows(corpus.embeddings, nCorpus, dim);
+    const docsT = prepare(distinct.data, distinct.count).T;
+    const copies = distinct.count < nCorpus ? fromTypedArray(BigInt64Array.from(distinct.rowOf, (r) => BigInt(r))) : undefined;
     for (let start = 0; start < rows.length; start += block) {
       const blockRows = rows.slice(start, start + block);
       tidy(() => {
         const picked = new Float32Array(blockRows.length * dim);
         blockRows.forEach((row, i) => picked.set(queries.embeddings.subarray(row * dim, (row + 1) * dim), i * dim));
-        const scores = prepare(picked, blockRows.length).mm(docsT).contiguous();
+        const distinctScores = prepare(picked, blockRows.length).mm(docsT);
+        const scores = (copies ? distinctScores.index_select(1, copies) : distinctScores).contiguous();
         const [values, indices] = scores.topk(k, 1, true, true);
         const reaching = scores.ge(values.narrow(1, k - 1, 1)).sum(1).toTypedArray<'int64'>();
         const topValues = values.toTypedArray<'float32'>();
@@ -301,6 +307,39 @@ function rankCorpus(
     }
   });
   return results;
+}
+
+/**
+ * The distinct rows of `data` ([n, dim]) bit for bit, in first-seen order, and for every row the
+ * index of its distinct copy.
+ */
+function distinctRows(data: Float32Array, n: number, dim: number): { data: Float32Array; count: number; rowOf: Int32Array } {
+  const words = new Uint32Array(data.buffer, data.byteOffset, n * dim);
+  const rowOf = new Int32Array(n);
+  const firstOf: number[] = [];
+  const byHash = new Map<number, number[]>();
+  const same = (a: number, b: number) => {
+    for (let j = 0; j < dim; j++) if (words[a * dim + j] !== words[b * dim + j]) return false;
+    return true;
+  };
+  for (let row = 0; row < n; row++) {
+    let hash = 0x811c9dc5;
+    for (let j = 0; j < dim; j++) hash = Math.imul(hash ^ words[row * dim + j]!, 0x01000193);
+    const bucket = byHash.get(hash);
+    const match = bucket?.find((d) => same(firstOf[d]!, row));
+    if (match !== undefined) {
+      rowOf[row] = match;
+      continue;
+    }
+    rowOf[row] = firstOf.length;
+    if (bucket) bucket.push(firstOf.length);
+    else byHash.set(hash, [firstOf.length]);
+    firstOf.push(row);
+  }
+  if (firstOf.length === n) return { data, count: n, rowOf };
+  const out = new Float32Array(firstOf.length * dim);
+  firstOf.forEach((row, d) => out.set(data.subarray(row * dim, (row + 1) * dim), d * dim));
+  return { data: out, count: firstOf.length, rowOf };
 }
 
 /** Every document reaching the cut (those above it, and all tied with it), in the v6 order. */

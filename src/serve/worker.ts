@@ -309,6 +309,9 @@ function computeEmbed(batch: QueuedJob[]): void {
     },
   });
   const inference = performance.now() - start;
+  // The batch's metrics first: messages arrive in order, so a client never has its answer before
+  // /metrics counts its batch.
+  report({ task: 'embed', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes });
   const width = vectors[0]?.length ?? 0;
   let k = 0;
   for (const item of batch) {
@@ -317,7 +320,6 @@ function computeEmbed(batch: QueuedJob[]): void {
     const timings = { tokenization: item.tokenizationMs, queue: start - item.enqueuedAt, inference };
     post({ type: 'done', id: item.id, result: { vectors: out, width, tokens: item.tokens, timings } }, [out.buffer]);
   }
-  report({ task: 'embed', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes });
 }
 
 function computeRerank(batch: QueuedJob[]): void {
@@ -338,6 +340,7 @@ function computeRerank(batch: QueuedJob[]): void {
     },
   });
   const inference = performance.now() - start;
+  report({ task: 'rerank', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes });
   let k = 0;
   for (const item of batch) {
     const mine = scores.slice(k, k + item.rows.length);
@@ -345,7 +348,6 @@ function computeRerank(batch: QueuedJob[]): void {
     const timings = { tokenization: item.tokenizationMs, queue: start - item.enqueuedAt, inference };
     post({ type: 'done', id: item.id, result: { scores: mine, tokens: item.tokens, timings } });
   }
-  report({ task: 'rerank', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes });
 }
 
 function report(stats: BatchStats): void {
