@@ -174,6 +174,10 @@ export function checkShards(folder: string): ShardManifest {
   }
   if (missing.length > 0) throw new ShardError(`${folder}: missing ${missing.join(', ')}: run embtune embed --shard ${missing.length === 1 ? missing[0]!.split(' ')[1] : 'i/n'} --output ${folder} for ${missing.length === 1 ? 'it' : 'each'}`);
   const shards = [...byIndex.values()].sort((a, b) => a.index - b.index);
+  // An empty shard (fewer rows than shards) has no width of its own.
+  const dims = shards.find((e) => e.rows > 0)?.dims ?? 0;
+  const odd = shards.find((e) => e.rows > 0 && e.dims !== dims);
+  if (odd) throw new ShardError(`${folder}: shard ${odd.index}/${first.numShards} has ${odd.dims} dims, shard ${shards.find((e) => e.rows > 0)!.index} ${dims}`);
   return {
     format: SHARD_MANIFEST_FORMAT,
     model: first.model,
@@ -182,7 +186,7 @@ export function checkShards(folder: string): ShardManifest {
     inputSha256: first.inputSha256,
     totalRows: first.totalRows,
     numShards: first.numShards,
-    dims: first.dims,
+    dims,
     shards: shards.map(({ index, start, end, file, rows }) => ({ index, start, end, file, rows })),
   };
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { openParquet, readParquetRows } from '../../src/data/parquet.js';
-import { parseShardSpec, shardRange, type ShardManifest } from '../../src/embed/shards.js';
+import { mergeShards, parseShardSpec, shardRange, writeShard, type ShardManifest } from '../../src/embed/shards.js';
 import { FIXTURES, ROOT, SHARED } from '../helpers.js';
 
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -111,6 +111,27 @@ test('3 concurrent --shard workers over AgriEval, merged, equal one embtune embe
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stderr, /shard 2\/3 was embedded with another model or settings \(.*bert-tiny\)/);
     assert.equal(existsSync(join(dir, 'mixed.jsonl')), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('writeShard/mergeShards: an empty shard (2 rows over 3 shards) merges, a range that overlaps its neighbour is refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-shards-lib-'));
+  try {
+    const base = { model: 'm', modelKey: 'k', input: '/in.jsonl', inputSha256: 'h', totalRows: 2, numShards: 3 };
+    const rows = [Float32Array.of(0.1, -2.5, 1 / 3), Float32Array.of(7, 8, 9)];
+    for (const index of [2, 0, 1]) {
+      const [start, end] = shardRange(2, 3, index);
+      await writeShard(dir, { ...base, index, start, end }, rows.slice(start, end));
+    }
+    const { manifest, vectors } = await mergeShards(dir);
+    assert.deepEqual(manifest.shards.map((s) => [s.start, s.end, s.rows]), [[0, 1, 1], [1, 2, 1], [2, 2, 0]]);
+    assert.equal(manifest.dims, 3);
+    assert.deepEqual(vectors, rows);
+    // Shard 1 claims rows [0, 2): it overlaps shard 0 and is not datasets' range.
+    await writeShard(dir, { ...base, index: 1, start: 0, end: 2 }, rows);
+    await assert.rejects(mergeShards(dir), /shard 1\/3 holds rows \[0, 2\) \(2\), expected \[1, 2\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
