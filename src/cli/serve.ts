@@ -10,7 +10,7 @@ import { InvalidArgumentError } from 'commander';
 import { parseKeyFile } from '../serve/auth.js';
 import { DEFAULT_LIMITS, DEFAULT_WORKER_NICE, parseAdapterSpec, type AdapterSpec, type ServeOptions } from '../serve/options.js';
 import { startServer } from '../serve/start.js';
-import { UsageError, choice, modelFolder, parsePositiveInt } from './io.js';
+import { DEVICE_HELP, UsageError, choice, modelFolder, parseDeviceFlag, parsePositiveInt } from './io.js';
 
 interface ServeFlags {
   model?: string;
@@ -18,6 +18,7 @@ interface ServeFlags {
   adapter: AdapterSpec[];
   servedModelName?: string;
   servedRerankerName?: string;
+  device: string;
   dtype: 'float32' | 'bfloat16';
   host: string;
   port: number;
@@ -117,6 +118,7 @@ async function toOptions(flags: ServeFlags): Promise<ServeOptions> {
     reranker: flags.reranker === undefined ? undefined : { folder: await modelFolder(flags.reranker), id: flags.servedRerankerName ?? defaultId(flags.reranker) },
     adapters: flags.adapter,
     dtype: flags.dtype,
+    device: flags.device,
     threads: flags.threads,
     workerNice: flags.workerNice,
     host: flags.host,
@@ -152,6 +154,7 @@ export function registerServe(program: Command, version = '0.0.0'): void {
     .addOption(opt('--served-model-name <id>', "the embedding model's id in requests and /v1/models (default: the hub id, or the folder's name)"))
     .addOption(opt('--served-reranker-name <id>', "the reranker's id (default: the hub id, or the folder's name)"))
     .addOption(opt('--dtype <dtype>', "'float32' or 'bfloat16' weights and activations").argParser(choice('--dtype', ['float32', 'bfloat16'])).default('float32'))
+    .addOption(opt('--device <device>', DEVICE_HELP).argParser(parseDeviceFlag).default('cpu'))
     .addOption(opt('--host <address>', 'address to listen on (0.0.0.0 for every interface)').default('127.0.0.1'))
     .addOption(opt('--port <n>', 'port to listen on (0: any free port)').argParser(parsePort).default(3000))
     .addOption(opt('--api-key <key>', 'require `Authorization: Bearer <key>` on every route but /health'))
@@ -213,7 +216,7 @@ function printBanner(url: string, models: import('../serve/protocol.js').LoadedM
   for (const a of models.adapters) lines.push(`  adapter:   ${a.name} = ${a.dir} (on ${a.bases.join(' and ')})`);
   lines.push(
     `  limits:    max-concurrent-requests ${l.maxConcurrentRequests}, max-batch-tokens ${l.maxBatchTokens}, max-batch-requests ${l.maxBatchRequests ?? 'none'}, max-client-batch-size ${l.maxClientBatchSize}, auto-truncate ${l.autoTruncate}, payload-limit ${l.payloadLimit} B`,
-    `  engine:    ${models.dtype}, ${models.threads} thread(s), model worker nice ${models.workerNice ?? 'unchanged (not supported here)'}; API key ${options.apiKeys.length > 0 ? 'required' : 'not required'}`,
+    `  engine:    ${models.dtype} on ${options.device}, ${models.threads} thread(s), model worker nice ${models.workerNice ?? 'unchanged (not supported here)'}; API key ${options.apiKeys.length > 0 ? 'required' : 'not required'}`,
   );
   console.log(lines.join('\n'));
 }

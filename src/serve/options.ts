@@ -44,6 +44,8 @@ export interface ServeOptions {
   reranker: ModelSpec | undefined;
   adapters: AdapterSpec[];
   dtype: 'float32' | 'bfloat16';
+  /** Where the models' weights live and their forwards run (`cpu`, `cuda:N`); checked before the worker starts. */
+  device: string;
   /** libtorch threads in the model worker (default: what the engine picks). */
   threads: number | undefined;
   /**

@@ -119,6 +119,7 @@ export interface WorkerInit {
   reranker: { folder: string; id: string } | undefined;
   adapters: { name: string; dir: string }[];
   dtype: 'float32' | 'bfloat16';
+  device: string;
   threads: number | undefined;
   /** Nice levels to lower the worker thread's priority by (ServeOptions.workerNice). */
   workerNice: number;

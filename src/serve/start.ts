@@ -32,6 +32,7 @@ export async function startServer(options: ServeOptions, start: StartOptions = {
     reranker: options.reranker && { folder: options.reranker.folder, id: options.reranker.id },
     adapters: options.adapters,
     dtype: options.dtype,
+    device: options.device,
     threads: options.threads,
     workerNice: options.workerNice,
     limits: options.limits,

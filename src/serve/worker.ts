@@ -94,8 +94,8 @@ function lowerPriority(levels: number): number | undefined {
 
 async function load(): Promise<Models> {
   if (init.threads !== undefined) setNumThreads(init.threads);
-  const embedder = init.embedding ? await Embedder.load(init.embedding.folder, { dtype: init.dtype }) : undefined;
-  const reranker = init.reranker ? await loadReranker(init.reranker.folder, { dtype: init.dtype }) : undefined;
+  const embedder = init.embedding ? await Embedder.load(init.embedding.folder, { dtype: init.dtype, device: init.device }) : undefined;
+  const reranker = init.reranker ? await loadReranker(init.reranker.folder, { dtype: init.dtype, device: init.device }) : undefined;
   const adapters = new Map<string, { embedding?: LoraAdapter; reranker?: LoraAdapter }>();
   for (const spec of init.adapters) {
     const entry: { embedding?: LoraAdapter; reranker?: LoraAdapter } = {};

@@ -48,6 +48,8 @@ function commands(dir: string): Record<string, string[]> {
     merge: ['merge', '--model', QWEN, '--adapter', ADAPTER, '--output', join(dir, 'merged')],
     eval: ['eval', '--data', mine, '--model', QWEN, '--output-dir', join(dir, 'eval')],
     index: ['index', '--model', QWEN, '--docs', texts, '--db', join(dir, 'db')],
+    // Refused before the model worker starts, so the server never listens.
+    serve: ['serve', '--model', QWEN, '--port', '0'],
   };
 }
 
@@ -93,7 +95,7 @@ test('embtune train --device cpu saves the same adapter as no --device', () => {
   });
 });
 
-test('--device cuda and cuda:3 on this CPU-only build: embed, rerank, mine, train, merge, eval and index exit 1 with the device named and how to build with CUDA', () => {
+test('--device cuda and cuda:3 on this CPU-only build: embed, rerank, mine, train, merge, eval, index and serve exit 1 with the device named and how to build with CUDA', () => {
   withTemp((dir) => {
     for (const [name, args] of Object.entries(commands(dir))) {
       for (const device of ['cuda', 'cuda:3']) {
@@ -125,8 +127,8 @@ test('a malformed --device (gpu, cuda:x) is a usage error naming the accepted fo
   });
 });
 
-test('--help of embed, rerank, mine, train, merge, eval and index documents --device', () => {
-  for (const command of ['embed', 'rerank', 'mine', 'train', 'merge', 'eval', 'index']) {
+test('--help of embed, rerank, mine, train, merge, eval, index and serve documents --device', () => {
+  for (const command of ['embed', 'rerank', 'mine', 'train', 'merge', 'eval', 'index', 'serve']) {
     const r = embtune(command, '--help');
     assert.equal(r.status, 0, r.stderr);
     const help = r.stdout.replace(/\s+/g, ' ');

@@ -34,6 +34,7 @@ function options(): ServeOptions {
     reranker: { folder: QWEN, id: 'qwen3-tiny-reranker' },
     adapters: [],
     dtype: 'float32',
+    device: 'cpu',
     threads: 1,
     workerNice: 0,
     host: '127.0.0.1',

@@ -25,6 +25,7 @@ export function serve(o: TestServerOptions): Promise<RunningServer> {
     reranker: o.reranker ? { folder: o.reranker, id: `${o.reranker.split('/').pop()!}-reranker` } : undefined,
     adapters: o.adapters ?? [],
     dtype: 'float32',
+    device: 'cpu',
     threads: 1,
     workerNice: DEFAULT_WORKER_NICE,
     host: '127.0.0.1',
