@@ -300,6 +300,21 @@ void RegisterDistributedOps(Napi::Env env, Napi::Object exports) {
 #endif
   });
 
+  // distStoreAdd(key, delta) → the key's value after adding delta: c10d Store::add on the group's
+  // rendezvous store, atomic across every process using it (0 before the first add), under the
+  // store's timeout. Lets workers claim work items dynamically (embed --claim-shards).
+  DefDist(env, exports, "distStoreAdd", "distributed.storeAdd", [](Args& a) -> Napi::Value {
+#ifdef USE_C10D_GLOO
+    const std::string key = a.str(0);
+    const int64_t delta = a.i64(1);
+    const Group& g = Need("storeAdd()");
+    if (key.rfind("embtune/", 0) != 0) throw std::invalid_argument("store keys must start with 'embtune/' (the others are c10d's and Gloo's), got '" + key + "'");
+    return ToJs(a.env(), g.store->add(key, delta));
+#else
+    throw std::runtime_error(kNoGloo);
+#endif
+  });
+
   // distDestroy() → whether there was a group to destroy.
   DefDist(env, exports, "distDestroy", "distributed.destroyProcessGroup", [](Args&) {
 #ifdef USE_C10D_GLOO

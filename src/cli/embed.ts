@@ -7,6 +7,7 @@ import { saveSafetensors } from '../formats/safetensors_write.js';
 import { fromTypedArray } from '../torch/index.js';
 import { ProgressBar } from './progress.js';
 import { fileContentHashes, modelContentKey } from '../embed/cache.js';
+import * as distributed from '../torch/distributed.js';
 import { mergeShards, parseShardSpec, recordedInput, shardRange, writeShard, type ShardSpec } from '../embed/shards.js';
 import { InvalidArgumentError } from 'commander';
 import { DEVICE_HELP, TSV_QUOTING_HELP, UsageError, modelFolder, parseDeviceFlag, parsePositiveInt, readTexts, writeJsonl } from './io.js';
@@ -17,6 +18,7 @@ interface EmbedFlags {
   input?: string;
   output: string;
   shard?: ShardSpec;
+  claimShards?: number;
   mergeShards?: string;
   textField: string;
   kind: 'query' | 'document';
@@ -47,6 +49,7 @@ export function registerEmbed(program: Command): void {
         throw new InvalidArgumentError((err as Error).message);
       }
     })
+    .option('--claim-shards <n>', 'split the input into n shards (as --shard) and claim them one at a time, with the other workers of a torch.distributed group (torchrun\'s RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; local or remote), through its c10d store until none is left; each written as --shard writes it into the folder --output', parsePositiveInt('--claim-shards'))
     .option('--merge-shards <dir>', 'join the shards of a --shard folder into --output (.jsonl or .safetensors, what one embed of the whole input writes), after checking every shard is there, from the same model, input and settings, rows complete without overlap')
     .option('--text-field <name>', 'the field (JSONL) or column (CSV/TSV) holding the text', 'text')
     .option('--tsv-quoting', TSV_QUOTING_HELP)
@@ -72,54 +75,83 @@ export function registerEmbed(program: Command): void {
         return;
       }
       if (flags.model === undefined || flags.input === undefined) throw new UsageError('embed needs --model and --input (or --merge-shards DIR)');
-      if (!flags.shard && format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
+      const sharded = flags.shard !== undefined || flags.claimShards !== undefined;
+      if (flags.shard && flags.claimShards !== undefined) throw new UsageError('--shard i/n and --claim-shards n do not go together: a fixed shard, or shards claimed from the group');
+      if (!sharded && format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
       const allTexts = await readTexts(flags.input, flags.textField, { tsvQuoting: flags.tsvQuoting });
-      const range = flags.shard ? shardRange(allTexts.length, flags.shard.count, flags.shard.index) : ([0, allTexts.length] as const);
-      const texts = allTexts.slice(range[0], range[1]);
       const folder = await modelFolder(flags.model);
       const embedder = await Embedder.load(folder, { dtype: flags.dtype, device: flags.device, adapter: flags.adapter });
+      let joined = false;
       try {
-        const bar = new ProgressBar('embedding', 'texts');
-        let tokens = 0;
-        const vectors = embedder.embed(texts, {
-          kind: flags.kind,
-          instruction: flags.instruction,
-          dims: flags.dims,
-          paddingSide: flags.paddingSide,
-          batchSize: flags.batchSize,
-          maxBatchTokens: flags.maxBatchTokens,
-          maxLength: flags.maxLength,
-          normalize: flags.normalize === false ? false : undefined,
-          onProgress: (p) => {
-            tokens = p.tokens;
-            bar.update(p.done, p.total);
-          },
-        });
-        if (flags.shard) {
-          // Everything that changes a vector's bits is in the key, so the merge refuses shards made otherwise.
-          const settings = { kind: flags.kind, instruction: flags.instruction ?? null, dims: flags.dims ?? null, paddingSide: flags.paddingSide ?? null, dtype: flags.dtype, batchSize: flags.batchSize, maxBatchTokens: flags.maxBatchTokens ?? null, maxLength: flags.maxLength ?? null, normalize: flags.normalize !== false };
-          await writeShard(flags.output, {
-            model: flags.model,
-            // The key itself is a JSON of every file's sha256; its own sha256 keeps the entries short.
-            modelKey: createHash('sha256').update(modelContentKey(folder, { adapter: flags.adapter, settings })).digest('hex'),
-            input: recordedInput(flags.input),
-            inputSha256: fileContentHashes([flags.input])[0]!,
-            totalRows: allTexts.length,
-            numShards: flags.shard.count,
-            index: flags.shard.index,
-            start: range[0],
-            end: range[1],
-          }, vectors);
-          bar.finish(`embedded shard ${flags.shard.index}/${flags.shard.count}: rows ${range[0]}–${range[1] - 1} of ${allTexts.length} (${tokens} tokens, ${vectors[0]?.length ?? 0} dims) → ${flags.output}`);
+        const embedRows = (start: number, end: number) => {
+          const bar = new ProgressBar('embedding', 'texts');
+          let tokens = 0;
+          const vectors = embedder.embed(allTexts.slice(start, end), {
+            kind: flags.kind,
+            instruction: flags.instruction,
+            dims: flags.dims,
+            paddingSide: flags.paddingSide,
+            batchSize: flags.batchSize,
+            maxBatchTokens: flags.maxBatchTokens,
+            maxLength: flags.maxLength,
+            normalize: flags.normalize === false ? false : undefined,
+            onProgress: (p) => {
+              tokens = p.tokens;
+              bar.update(p.done, p.total);
+            },
+          });
+          return { vectors, finish: (what: string) => bar.finish(`embedded ${what} (${tokens} tokens, ${vectors[0]?.length ?? 0} dims) → ${flags.output}`) };
+        };
+        if (!sharded) {
+          const { vectors, finish } = embedRows(0, allTexts.length);
+          writeEmbeddings(flags.output, format, vectors);
+          finish(`${allTexts.length} texts`);
           return;
         }
-        writeEmbeddings(flags.output, format, vectors);
-        bar.finish(`embedded ${texts.length} texts (${tokens} tokens, ${vectors[0]!.length} dims) → ${flags.output}`);
+        // Everything that changes a vector's bits is in the key, so the merge refuses shards made otherwise.
+        const settings = { kind: flags.kind, instruction: flags.instruction ?? null, dims: flags.dims ?? null, paddingSide: flags.paddingSide ?? null, dtype: flags.dtype, batchSize: flags.batchSize, maxBatchTokens: flags.maxBatchTokens ?? null, maxLength: flags.maxLength ?? null, normalize: flags.normalize !== false };
+        const common = {
+          model: flags.model,
+          // The key itself is a JSON of every file's sha256; its own sha256 keeps the entries short.
+          modelKey: createHash('sha256').update(modelContentKey(folder, { adapter: flags.adapter, settings })).digest('hex'),
+          input: recordedInput(flags.input),
+          inputSha256: fileContentHashes([flags.input])[0]!,
+          totalRows: allTexts.length,
+        };
+        let next: () => ShardSpec | undefined;
+        if (flags.shard) {
+          let given: ShardSpec | undefined = flags.shard;
+          next = () => [given, (given = undefined)][0];
+        } else {
+          // Dynamic claims: every worker of the group (torchrun's RANK, WORLD_SIZE, MASTER_ADDR,
+          // MASTER_PORT) takes the next unclaimed shard from the store's counter until none is
+          // left, so fast workers take more shards. The long timeout covers the final barrier,
+          // which waits for the slowest worker's last shard.
+          distributed.initProcessGroup({ backend: 'gloo', initMethod: 'env://', timeoutMs: CLAIM_TIMEOUT_MS });
+          joined = true;
+          const count = flags.claimShards!;
+          next = () => {
+            const index = distributed.storeAdd('embtune/embed/claimed-shards', 1) - 1;
+            return index < count ? { index, count } : undefined;
+          };
+        }
+        for (let spec = next(); spec !== undefined; spec = next()) {
+          const [start, end] = shardRange(allTexts.length, spec.count, spec.index);
+          const { vectors, finish } = embedRows(start, end);
+          await writeShard(flags.output, { ...common, numShards: spec.count, index: spec.index, start, end }, vectors);
+          finish(`shard ${spec.index}/${spec.count}: rows ${start}–${end - 1} of ${allTexts.length}${joined ? ` (rank ${distributed.getRank()})` : ''}`);
+        }
+        // Rank 0 hosts the store: it stays until every worker has finished its last claim.
+        if (joined) distributed.barrier();
       } finally {
         embedder.dispose();
+        if (joined) distributed.destroyProcessGroup();
       }
     });
 }
+
+/** How long a --claim-shards worker waits on the group (rendezvous, the final barrier): 6 hours. */
+const CLAIM_TIMEOUT_MS = 6 * 60 * 60 * 1000;
 
 /** The output of `embtune embed` (and of --merge-shards, which must write the same bytes). */
 function writeEmbeddings(output: string, format: string, vectors: readonly Float32Array[]): void {

@@ -212,6 +212,16 @@ export function barrier(): void {
   native.distBarrier();
 }
 
+/**
+ * Adds `delta` to the integer at `key` in the group's rendezvous store (c10d `Store.add`) and
+ * returns the new value, atomically across every rank: the way to hand out work items to whichever
+ * rank asks first. Keys start with `embtune/` (the store also holds c10d's and Gloo's own keys).
+ */
+export function storeAdd(key: string, delta: number): number {
+  if (!Number.isSafeInteger(delta)) throw new Error(`distributed.storeAdd: delta must be an integer, got ${delta}`);
+  return native.distStoreAdd(key, delta);
+}
+
 /** Leaves the default process group (joins Gloo's threads; rank 0 stops the store). */
 export function destroyProcessGroup(): void {
   native.distDestroy();

@@ -73,6 +73,7 @@ export interface NativeTorch {
   distAllGather(h: H): H[];
   distBroadcast(h: H, src: number): void;
   distBarrier(): void;
+  distStoreAdd(key: string, delta: number): number;
   distDestroy(): boolean;
   zeros(shape: number[], dtype: Opt<number>, device: Opt<string>): H;
   ones(shape: number[], dtype: Opt<number>, device: Opt<string>): H;

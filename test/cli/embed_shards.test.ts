@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,14 +29,29 @@ interface Run {
   stderr: string;
 }
 
-/** One CLI process (one thread each: the workers share the machine's 2 cores). */
-function embtune(...args: string[]): Promise<Run> {
+/** One CLI process (one thread each: the workers share the machine's 2 cores), with extra environment. */
+function embtuneWith(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EMBTUNE_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', HF_HUB_OFFLINE: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EMBTUNE_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', HF_HUB_OFFLINE: '1', ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, stderr }));
+  });
+}
+
+function embtune(...args: string[]): Promise<Run> {
+  return embtuneWith({}, ...args);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
   });
 }
 
@@ -132,6 +148,30 @@ test('writeShard/mergeShards: an empty shard (2 rows over 3 shards) merges, a ra
     // Shard 1 claims rows [0, 2): it overlaps shard 0 and is not datasets' range.
     await writeShard(dir, { ...base, index: 1, start: 0, end: 2 }, rows);
     await assert.rejects(mergeShards(dir), /shard 1\/3 holds rows \[0, 2\) \(2\), expected \[1, 2\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('3 workers of a torch.distributed group claim 6 shards through its c10d store, each shard once; merged, they equal one whole-file embed byte for byte', { skip: torch.distributed.isAvailable() ? false : 'the addon was built without Gloo' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-claims-'));
+  try {
+    const input = join(dir, 'corpus.jsonl');
+    writeFileSync(input, readFileSync(CORPUS, 'utf8').split('\n').slice(0, 300).join('\n') + '\n');
+    const shards = join(dir, 'shards');
+    const common = ['--model', QWEN, '--input', input, '--batch-size', '1'];
+    const port = String(await freePort());
+    const runs = await Promise.all([
+      ...[0, 1, 2].map((rank) => embtuneWith({ RANK: String(rank), WORLD_SIZE: '3', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port }, 'embed', ...common, '--claim-shards', '6', '--output', shards)),
+      embtune('embed', ...common, '--output', join(dir, 'whole.jsonl')),
+    ]);
+    for (const run of runs) assert.equal(run.status, 0, run.stderr);
+    // Which rank embedded which shard, from each worker's lines.
+    const claimed = runs.slice(0, 3).flatMap((run) => [...run.stderr.matchAll(/embedded shard (\d+)\/6: .*\(rank (\d+)\)/g)].map((m) => Number(m[1])));
+    assert.deepEqual([...claimed].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5], `claims: ${claimed.join(', ')}`);
+    const run = await embtune('embed', '--merge-shards', shards, '--output', join(dir, 'merged.jsonl'));
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(readFileSync(join(dir, 'merged.jsonl')).equals(readFileSync(join(dir, 'whole.jsonl'))), 'merged JSONL differs from the whole-file run');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
