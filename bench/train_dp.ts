@@ -40,6 +40,7 @@ import { Trainer } from '../src/train/trainer.js';
 import { dataParallelFromEnv, leaveDataParallel } from '../src/train/data_parallel.js';
 import type { TrainExample } from '../src/train/examples.js';
 import { UsageError } from '../src/cli/io.js';
+import { freePort } from '../test/helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHARED = process.env.EMBTUNE_SHARED ?? join(ROOT, '..', 'shared');
@@ -140,17 +141,6 @@ async function worker(spec: WorkerSpec): Promise<void> {
     loaded.dispose();
     if (parallel) leaveDataParallel();
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** `world` worker processes with torchrun's environment; rank 0's result. A rank that fails (or passes 10 minutes) fails the run. */

@@ -1,5 +1,6 @@
 /** Shared by the tests: fixture paths, tolerance checks, and a float64 finite-difference gradient check. */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../src/torch/index.js';
@@ -84,4 +85,16 @@ export function leaf(shape: number[], seed: number, transform?: (t: Tensor) => T
   const base = torch.randn(shape, { dtype: 'float64' });
   const data = transform ? torch.noGrad(() => transform(base)) : base;
   return torch.keep(data.detach().requires_grad_(true));
+}
+
+/** A TCP port free on the loopback interface now (the OS picks it; a process told to use it may still lose a race for it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -14,23 +14,12 @@ import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { launchPlan, workerArgv, workerEnv } from '../../src/cli/launch.js';
-import { assertClose, FIXTURES, ROOT } from '../helpers.js';
+import { assertClose, FIXTURES, freePort, ROOT } from '../helpers.js';
 
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
 const skip = torch.distributed.isAvailable() ? false : 'the addon was built without Gloo (apt-get install -y libgloo-dev)';
 const ENV = { ...process.env, EMBTUNE_NUM_THREADS: '1', HF_HUB_OFFLINE: '1' };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The first `rows` ms-swift records of the mining fixture ({query, response, rejected_response}). */
 function dataset(dir: string, rows: number): string {

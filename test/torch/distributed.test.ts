@@ -14,21 +14,11 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../../src/torch/index.js';
 import { resolveRendezvous } from '../../src/torch/distributed.js';
 import type { Scenario } from './distributed_worker.js';
+import { freePort } from '../helpers.js';
 
 const WORKER = fileURLToPath(new URL('./distributed_worker.js', import.meta.url));
 const available = torch.distributed.isAvailable();
 const skip = available ? false : 'the addon was built without Gloo (apt-get install -y libgloo-dev, then npm run build:native)';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface RankRun {
   rank: number;

@@ -14,21 +14,10 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../../src/torch/index.js';
 import { DataParallel } from '../../src/train/data_parallel.js';
 import { trainOnce, type TrainOutcome, type TrainScenario } from './data_parallel_worker.js';
-import { assertClose } from '../helpers.js';
+import { assertClose, freePort } from '../helpers.js';
 
 const WORKER = fileURLToPath(new URL('./data_parallel_worker.js', import.meta.url));
 const skip = torch.distributed.isAvailable() ? false : 'the addon was built without Gloo (apt-get install -y libgloo-dev)';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs `world` ranks with torchrun's environment; each writes its outcome to a file. */
 async function runRanks(world: number, scenario: (rank: number) => TrainScenario, dir: string): Promise<TrainOutcome[]> {
