@@ -14,6 +14,7 @@ import { F, Tensor, checkDevice, fromTypedArray, noGrad, tidy, type Device, type
 import { BertModel } from '../models/bert.js';
 import { describeModel } from '../models/registry.js';
 import { LoraAdapter } from '../models/lora/index.js';
+import { AdapterSlot } from './adapter_slot.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
 import { padBatch } from './embedder.js';
 import { Reranker, type Ranked, type RerankOptions } from './reranker.js';
@@ -37,12 +38,13 @@ export function longestFirstLengths(first: number, second: number, budget: numbe
 export class BertCrossEncoder {
   readonly #cls: number;
   readonly #sep: number;
-  #ownedAdapter: LoraAdapter | undefined;
+  readonly #adapters: AdapterSlot;
 
   constructor(
     readonly model: BertModel,
     readonly tokenizer: Tokenizer,
   ) {
+    this.#adapters = new AdapterSlot(model);
     const ids = tokenizer.encode('', { addSpecialTokens: true });
     if (ids.length !== 2) throw new Error(`a BERT cross-encoder needs a tokenizer that wraps a text in [CLS] … [SEP]; this one adds ${ids.length} special tokens`);
     [this.#cls, this.#sep] = ids as [number, number];
@@ -65,8 +67,7 @@ export class BertCrossEncoder {
       throw err;
     }
     try {
-      if (typeof opts.adapter === 'string') encoder.#ownedAdapter = LoraAdapter.load(opts.adapter, model);
-      if (opts.adapter !== undefined) encoder.attachAdapter(encoder.#ownedAdapter ?? (opts.adapter as LoraAdapter));
+      if (opts.adapter !== undefined) encoder.#adapters.apply(opts.adapter);
     } catch (err) {
       encoder.dispose();
       throw err;
@@ -79,16 +80,11 @@ export class BertCrossEncoder {
   }
 
   get adapter(): LoraAdapter | undefined {
-    const a = this.model.adapter;
-    return a instanceof LoraAdapter ? a : undefined;
+    return this.#adapters.current;
   }
 
   attachAdapter(adapter: LoraAdapter | undefined): void {
-    this.model.attachAdapter(adapter);
-    if (this.#ownedAdapter && this.#ownedAdapter !== adapter) {
-      this.#ownedAdapter.dispose();
-      this.#ownedAdapter = undefined;
-    }
+    this.#adapters.attach(adapter);
   }
 
   /** Tokens one pair may have: the model's positions (BERT 512). */
@@ -158,9 +154,7 @@ export class BertCrossEncoder {
   }
 
   dispose(): void {
-    this.model.attachAdapter(undefined);
-    this.#ownedAdapter?.dispose();
-    this.#ownedAdapter = undefined;
+    this.#adapters.release();
     this.model.dispose();
   }
 }

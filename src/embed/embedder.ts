@@ -13,6 +13,7 @@ import { pool, finishEmbedding, lastTokenPositions } from '../models/pooling.js'
 import { loadEncoder, type EmbeddingModelInfo, type Encoder } from '../models/registry.js';
 import type { LayerHook } from '../models/forward.js';
 import { LoraAdapter } from '../models/lora/index.js';
+import { AdapterSlot } from './adapter_slot.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
 
@@ -133,7 +134,7 @@ export interface EncodeOptions {
 }
 
 export class Embedder {
-  #ownedAdapter: LoraAdapter | undefined;
+  readonly #adapters: AdapterSlot;
 
   constructor(
     readonly encoder: Encoder,
@@ -141,7 +142,9 @@ export class Embedder {
     readonly info: EmbeddingModelInfo,
     /** The model folder (or resolved hub snapshot) it was loaded from, if any. */
     readonly folder?: string,
-  ) {}
+  ) {
+    this.#adapters = new AdapterSlot(encoder);
+  }
 
   static async load(folder: string, opts: LoadOptions = {}): Promise<Embedder> {
     const device = checkDevice(opts.device ?? 'cpu');
@@ -149,8 +152,7 @@ export class Embedder {
     const { encoder, info } = loadEncoder(folder, opts.dtype ?? 'float32', device);
     const embedder = new Embedder(encoder, tokenizer, info, folder);
     try {
-      if (typeof opts.adapter === 'string') embedder.#ownedAdapter = LoraAdapter.load(opts.adapter, encoder);
-      if (opts.adapter !== undefined) embedder.attachAdapter(embedder.#ownedAdapter ?? (opts.adapter as LoraAdapter));
+      if (opts.adapter !== undefined) embedder.#adapters.apply(opts.adapter);
     } catch (err) {
       embedder.dispose();
       throw err;
@@ -165,8 +167,7 @@ export class Embedder {
 
   /** The LoRA adapter applied to the model, if any. */
   get adapter(): LoraAdapter | undefined {
-    const a = this.encoder.adapter;
-    return a instanceof LoraAdapter ? a : undefined;
+    return this.#adapters.current;
   }
 
   /**
@@ -174,11 +175,7 @@ export class Embedder {
    * undefined removes it. An adapter this embedder loaded itself is freed when replaced.
    */
   attachAdapter(adapter: LoraAdapter | undefined): void {
-    this.encoder.attachAdapter(adapter);
-    if (this.#ownedAdapter && this.#ownedAdapter !== adapter) {
-      this.#ownedAdapter.dispose();
-      this.#ownedAdapter = undefined;
-    }
+    this.#adapters.attach(adapter);
   }
 
   /**
@@ -294,9 +291,7 @@ export class Embedder {
 
   /** Frees the model (and an adapter the embedder loaded itself). */
   dispose(): void {
-    this.encoder.attachAdapter(undefined);
-    this.#ownedAdapter?.dispose();
-    this.#ownedAdapter = undefined;
+    this.#adapters.release();
     this.encoder.dispose();
   }
 }

@@ -8,6 +8,7 @@ import { Qwen3Model } from '../models/qwen3.js';
 import { DEFAULT_QWEN3_TASK, describeModel } from '../models/registry.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
 import { LoraAdapter } from '../models/lora/index.js';
+import { AdapterSlot } from './adapter_slot.js';
 import { padBatch } from './embedder.js';
 
 export const RERANK_PREFIX =
@@ -39,12 +40,13 @@ export class Reranker {
   private readonly suffixIds: TokenIds;
   private readonly yesId: number;
   private readonly noId: number;
-  #ownedAdapter: LoraAdapter | undefined;
+  readonly #adapters: AdapterSlot;
 
   constructor(
     readonly model: Qwen3Model,
     readonly tokenizer: Tokenizer,
   ) {
+    this.#adapters = new AdapterSlot(model);
     this.prefixIds = tokenizer.encode(RERANK_PREFIX, { addSpecialTokens: false });
     this.suffixIds = tokenizer.encode(RERANK_SUFFIX, { addSpecialTokens: false });
     const yes = tokenizer.tokenId('yes');
@@ -65,8 +67,7 @@ export class Reranker {
     const tokenizer = await loadTokenizer(folder);
     const reranker = new Reranker(Qwen3Model.load(folder, opts.dtype ?? 'float32', device), tokenizer);
     try {
-      if (typeof opts.adapter === 'string') reranker.#ownedAdapter = LoraAdapter.load(opts.adapter, reranker.model);
-      if (opts.adapter !== undefined) reranker.attachAdapter(reranker.#ownedAdapter ?? (opts.adapter as LoraAdapter));
+      if (opts.adapter !== undefined) reranker.#adapters.apply(opts.adapter);
     } catch (err) {
       reranker.dispose();
       throw err;
@@ -86,17 +87,12 @@ export class Reranker {
 
   /** The LoRA adapter applied to the model, if any. */
   get adapter(): LoraAdapter | undefined {
-    const a = this.model.adapter;
-    return a instanceof LoraAdapter ? a : undefined;
+    return this.#adapters.current;
   }
 
   /** Applies `adapter` (or removes it with undefined); an adapter the reranker loaded itself is freed when replaced. */
   attachAdapter(adapter: LoraAdapter | undefined): void {
-    this.model.attachAdapter(adapter);
-    if (this.#ownedAdapter && this.#ownedAdapter !== adapter) {
-      this.#ownedAdapter.dispose();
-      this.#ownedAdapter = undefined;
-    }
+    this.#adapters.attach(adapter);
   }
 
   /** The token ids the model sees for one pair: prefix + body (truncated) + suffix. */
@@ -155,9 +151,7 @@ export class Reranker {
 
   /** Frees the model (and an adapter the reranker loaded itself). */
   dispose(): void {
-    this.model.attachAdapter(undefined);
-    this.#ownedAdapter?.dispose();
-    this.#ownedAdapter = undefined;
+    this.#adapters.release();
     this.model.dispose();
   }
 }

@@ -16,7 +16,7 @@ import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { openParquet, readParquetRows } from '../../src/data/parquet.js';
 import { mergeShards, parseShardSpec, shardRange, writeShard, type ShardManifest } from '../../src/embed/shards.js';
-import { FIXTURES, ROOT, SHARED } from '../helpers.js';
+import { FIXTURES, freePort, ROOT, SHARED } from '../helpers.js';
 
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
@@ -42,17 +42,6 @@ function embtuneWith(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> 
 
 function embtune(...args: string[]): Promise<Run> {
   return embtuneWith({}, ...args);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function embeddings(file: string): number[][] {
