@@ -74,21 +74,24 @@ inline Napi::Value ToJs(Napi::Env env, const std::tuple<at::Tensor, at::Tensor>&
 std::string DescribeArgs(const Args& args);
 [[noreturn]] void ThrowOpError(const Args& args, const char* op, const std::string& why);
 
+// `shown`: the name errors give the operation (default `name`, e.g. "distributed.allReduce" for
+// the export "distAllReduce").
 template <typename Fn>
-void Def(Napi::Env env, Napi::Object exports, const char* name, Fn fn) {
-  auto wrapped = [name, fn](const Napi::CallbackInfo& info) -> Napi::Value {
+void Def(Napi::Env env, Napi::Object exports, const char* name, Fn fn, const char* shown = nullptr) {
+  const char* op = shown ? shown : name;
+  auto wrapped = [op, fn](const Napi::CallbackInfo& info) -> Napi::Value {
     Args args(info);
     try {
       return ToJs(info.Env(), fn(args));
     } catch (const Napi::Error&) {
       throw;
     } catch (const c10::Error& e) {
-      ThrowOpError(args, name, e.what_without_backtrace());
+      ThrowOpError(args, op, e.what_without_backtrace());
     } catch (const std::exception& e) {
-      ThrowOpError(args, name, e.what());
+      ThrowOpError(args, op, e.what());
     } catch (...) {
       // Anything else thrown across the addon boundary would terminate the process.
-      ThrowOpError(args, name, "an unknown C++ exception");
+      ThrowOpError(args, op, "an unknown C++ exception");
     }
   };
   exports.Set(name, Napi::Function::New(env, wrapped, name));

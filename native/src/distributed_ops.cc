@@ -109,24 +109,10 @@ std::shared_ptr<::gloo::transport::Device> MakeDevice(const std::string& spec) {
 
 #endif  // USE_C10D_GLOO
 
-// Def with the user-facing name in its errors ("distributed.allReduce(…)") and the group's rank.
+// Def with the user-facing name in its errors ("distributed.allReduce(…)").
 template <typename Fn>
 void DefDist(Napi::Env env, Napi::Object exports, const char* name, const char* shown, Fn fn) {
-  auto wrapped = [shown, fn](const Napi::CallbackInfo& info) -> Napi::Value {
-    Args args(info);
-    try {
-      return ToJs(info.Env(), fn(args));
-    } catch (const Napi::Error&) {
-      throw;
-    } catch (const c10::Error& e) {
-      ThrowOpError(args, shown, e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      ThrowOpError(args, shown, e.what());
-    } catch (...) {
-      ThrowOpError(args, shown, "an unknown C++ exception");
-    }
-  };
-  exports.Set(name, Napi::Function::New(env, wrapped, name));
+  Def(env, exports, name, fn, shown);
 }
 
 }  // namespace

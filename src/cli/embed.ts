@@ -1,12 +1,11 @@
 /** `embtune embed`: one `{"embedding": [...]}` line per input text (or a safetensors matrix). */
 import type { Command } from 'commander';
-import { createHash } from 'node:crypto';
 import { extname } from 'node:path';
 import { Embedder } from '../embed/embedder.js';
 import { saveSafetensors } from '../formats/safetensors_write.js';
 import { fromTypedArray } from '../torch/index.js';
 import { ProgressBar } from './progress.js';
-import { fileContentHashes, modelContentKey } from '../embed/cache.js';
+import { fileContentHashes, modelContentKey, sha256Hex } from '../embed/cache.js';
 import * as distributed from '../torch/distributed.js';
 import { mergeShards, parseShardSpec, recordedInput, shardRange, writeShard, type ShardSpec } from '../embed/shards.js';
 import { InvalidArgumentError } from 'commander';
@@ -113,15 +112,15 @@ export function registerEmbed(program: Command): void {
         const common = {
           model: flags.model,
           // The key itself is a JSON of every file's sha256; its own sha256 keeps the entries short.
-          modelKey: createHash('sha256').update(modelContentKey(folder, { adapter: flags.adapter, settings })).digest('hex'),
+          modelKey: sha256Hex(modelContentKey(folder, { adapter: flags.adapter, settings })),
           input: recordedInput(flags.input),
           inputSha256: fileContentHashes([flags.input])[0]!,
           totalRows: allTexts.length,
         };
         let next: () => ShardSpec | undefined;
         if (flags.shard) {
-          let given: ShardSpec | undefined = flags.shard;
-          next = () => [given, (given = undefined)][0];
+          const given = [flags.shard];
+          next = () => given.shift();
         } else {
           // Dynamic claims: every worker of the group (torchrun's RANK, WORLD_SIZE, MASTER_ADDR,
           // MASTER_PORT) takes the next unclaimed shard from the store's counter until none is

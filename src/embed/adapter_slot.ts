@@ -23,6 +23,20 @@ export class AdapterSlot {
     this.attach(this.#owned ?? (adapter as LoraAdapter));
   }
 
+  /**
+   * At load: applies `adapter` when one is given; if it cannot be (no such folder, does not fit),
+   * frees `owner` — the wrapper being built, which nobody else holds yet — and rethrows.
+   */
+  applyOnLoad(adapter: string | LoraAdapter | undefined, owner: { dispose(): void }): void {
+    if (adapter === undefined) return;
+    try {
+      this.apply(adapter);
+    } catch (err) {
+      owner.dispose();
+      throw err;
+    }
+  }
+
   /** Applies `adapter` (undefined removes it); an owned adapter it replaces is freed. */
   attach(adapter: LoraAdapter | undefined): void {
     this.model.attachAdapter(adapter);

@@ -272,7 +272,8 @@ function entryDigest(prompt: string, text: string): string {
   return createHash('sha256').update(JSON.stringify([prompt, text])).digest().toString('latin1');
 }
 
-function sha256Hex(text: string): string {
+/** sha256 of a text (UTF-8), hex. */
+export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 

@@ -66,12 +66,7 @@ export class BertCrossEncoder {
       model.dispose();
       throw err;
     }
-    try {
-      if (opts.adapter !== undefined) encoder.#adapters.apply(opts.adapter);
-    } catch (err) {
-      encoder.dispose();
-      throw err;
-    }
+    encoder.#adapters.applyOnLoad(opts.adapter, encoder);
     return encoder;
   }
 

@@ -151,12 +151,7 @@ export class Embedder {
     const tokenizer = await loadTokenizer(folder);
     const { encoder, info } = loadEncoder(folder, opts.dtype ?? 'float32', device);
     const embedder = new Embedder(encoder, tokenizer, info, folder);
-    try {
-      if (opts.adapter !== undefined) embedder.#adapters.apply(opts.adapter);
-    } catch (err) {
-      embedder.dispose();
-      throw err;
-    }
+    embedder.#adapters.applyOnLoad(opts.adapter, embedder);
     return embedder;
   }
 

@@ -66,12 +66,7 @@ export class Reranker {
     if (info.family !== 'qwen3') throw new Error(`${folder}: the reranker needs a Qwen3 model (Qwen3-Reranker), this is '${info.family}'`);
     const tokenizer = await loadTokenizer(folder);
     const reranker = new Reranker(Qwen3Model.load(folder, opts.dtype ?? 'float32', device), tokenizer);
-    try {
-      if (opts.adapter !== undefined) reranker.#adapters.apply(opts.adapter);
-    } catch (err) {
-      reranker.dispose();
-      throw err;
-    }
+    reranker.#adapters.applyOnLoad(opts.adapter, reranker);
     return reranker;
   }
 

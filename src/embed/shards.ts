@@ -82,17 +82,9 @@ export interface ShardEntry {
   dims: number;
 }
 
-export interface ShardManifest {
-  format: typeof SHARD_MANIFEST_FORMAT;
-  model: string;
-  modelKey: string;
-  input: string;
-  inputSha256: string;
-  totalRows: number;
-  numShards: number;
-  dims: number;
-  shards: { index: number; start: number; end: number; file: string; rows: number }[];
-}
+/** The manifest: what every shard's entry shares, once, and each shard's own range, file and rows. */
+export type ShardManifest = Omit<ShardEntry, ShardOwnFields> & { shards: Pick<ShardEntry, ShardOwnFields>[] };
+type ShardOwnFields = 'index' | 'start' | 'end' | 'file' | 'rows';
 
 /** Writes one shard (its rows' vectors, `vectors[k]` being global row `entry.start + k`): Parquet first, then its entry. */
 export async function writeShard(folder: string, entry: Omit<ShardEntry, 'format' | 'file' | 'rows' | 'dims'>, vectors: readonly Float32Array[]): Promise<ShardEntry> {
