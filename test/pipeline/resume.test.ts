@@ -15,11 +15,20 @@ function embtune(...args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: ENV });
 }
 
-/** The checkpoints of the train stage's run, if any. */
+/**
+ * The checkpoints of the train stage's run (`<run>/checkpoint-N`), if any. Only the two levels are
+ * listed, never the trainer's temp folders below them, which it renames away while we look.
+ */
 function trainCheckpoints(runDir: string): string[] {
   const root = join(runDir, 'train', 'run');
   if (!existsSync(root)) return [];
-  return (readdirSync(root, { recursive: true }) as string[]).filter((p) => /checkpoint-\d+$/.test(p));
+  return readdirSync(root).flatMap((run) => {
+    try {
+      return readdirSync(join(root, run)).filter((name) => /^checkpoint-\d+$/.test(name)).map((name) => join(run, name));
+    } catch {
+      return []; // not a folder, or gone meanwhile
+    }
+  });
 }
 
 /** Starts the pipeline, waits for the first training checkpoint, sends `signal`, and waits for the exit. */
