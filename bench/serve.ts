@@ -13,7 +13,7 @@
  * It stops by itself: a watchdog kills the server and exits if a phase overruns.
  *
  *   npm run bench:serve -- [--duration 60] [--clients 32] [--saturate-clients 160] [--permits 48]
- *                          [--saturate-duration 15] [--max-requests 200000] [--threads 1] [--rerank-share 0.3] [--models qwen3|bert] [--quick]
+ *                          [--saturate-duration 15] [--max-requests 200000] [--threads 1] [--rerank-share 0.3] [--models qwen3|bert] [--profile DIR] [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -42,6 +42,11 @@ const FIXTURE = (() => {
   return value;
 })();
 const quick = argv.includes('--quick');
+/** `--profile DIR`: the server runs under V8's CPU profiler, one .cpuprofile per thread in DIR (open in Chrome DevTools). */
+const PROFILE_ARGS = (() => {
+  const i = argv.indexOf('--profile');
+  return i >= 0 ? ['--cpu-prof', '--cpu-prof-dir', argv[i + 1]!] : [];
+})();
 const DURATION = flag('--duration', quick ? 10 : 60);
 const CLIENTS = flag('--clients', 32);
 const PERMITS = flag('--permits', 48);
@@ -247,7 +252,7 @@ function report(r: PhaseResult): string {
 async function startServer(embedding: string, reranker: string): Promise<{ child: ChildProcess; base: string }> {
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'dist/src/cli/main.js'), 'serve', '--model', embedding, '--reranker', reranker, '--port', '0', '--threads', String(THREADS), '--max-concurrent-requests', String(PERMITS), '--rerank-batch-size', '32'],
+    [...PROFILE_ARGS, join(ROOT, 'dist/src/cli/main.js'), 'serve', '--model', embedding, '--reranker', reranker, '--port', '0', '--threads', String(THREADS), '--max-concurrent-requests', String(PERMITS), '--rerank-batch-size', '32'],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HF_HUB_OFFLINE: '1' } },
   );
   let out = '';
