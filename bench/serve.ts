@@ -45,7 +45,10 @@ const quick = argv.includes('--quick');
 /** `--profile DIR`: the server runs under V8's CPU profiler, one .cpuprofile per thread in DIR (open in Chrome DevTools). */
 const PROFILE_ARGS = (() => {
   const i = argv.indexOf('--profile');
-  return i >= 0 ? ['--cpu-prof', '--cpu-prof-dir', argv[i + 1]!] : [];
+  if (i < 0) return [];
+  const dir = argv[i + 1];
+  if (dir === undefined || dir.startsWith('--')) throw new Error('bench/serve: --profile needs a folder for the .cpuprofile files, e.g. --profile /tmp/prof');
+  return ['--cpu-prof', '--cpu-prof-dir', dir];
 })();
 const DURATION = flag('--duration', quick ? 10 : 60);
 const CLIENTS = flag('--clients', 32);
