@@ -3,7 +3,8 @@
  * (REFERENCE §5.2): system prefix + `<Instruct>: …\n<Query>: …\n<Document>: …` + assistant suffix,
  * left padding, and P(yes) = softmax([logit_no, logit_yes])[1] at the last position.
  */
-import { F, checkDevice, fromTypedArray, full, noGrad, tidy, type Device, type DType } from '../torch/index.js';
+import { F, cat, checkDevice, fromTypedArray, full, noGrad, ones, tidy, zeros, type Device, type DType, type Tensor } from '../torch/index.js';
+import { KVCache } from '../models/kv_cache.js';
 import { Qwen3Model } from '../models/qwen3.js';
 import { DEFAULT_QWEN3_TASK, describeModel } from '../models/registry.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
@@ -17,6 +18,22 @@ export const RERANK_SUFFIX = '<|im_end|>\n<|im_start|>assistant\n<think>\n\n</th
 
 /** Tokens per pair, template included, unless `maxLength` says otherwise (the official example's limit). */
 export const RERANK_MAX_LENGTH = 8192;
+
+/** Below this many shared tokens a forward pass runs its rows whole (the cache's copies would cost more than they save). */
+const MIN_SHARED_PREFIX = 8;
+
+/** How many tokens every row starts with, leaving each row at least its own last token. */
+export function sharedPrefixLength(rows: readonly TokenIds[]): number {
+  if (rows.length === 0) return 0;
+  const first = rows[0]!;
+  let n = Math.min(...rows.map((r) => r.length)) - 1;
+  for (const row of rows) {
+    let k = 0;
+    while (k < n && row[k] === first[k]) k++;
+    n = k;
+  }
+  return Math.max(0, n);
+}
 
 export interface RerankOptions {
   instruction?: string;
@@ -41,6 +58,8 @@ export class Reranker {
   private readonly yesId: number;
   private readonly noId: number;
   readonly #adapters: AdapterSlot;
+  #lastQuery: { query: string; instruction: string; ids: TokenIds } | undefined;
+  #lastInstruction: { instruction: string; ids: TokenIds } | undefined;
 
   constructor(
     readonly model: Qwen3Model,
@@ -90,14 +109,34 @@ export class Reranker {
     this.#adapters.attach(adapter);
   }
 
-  /** The token ids the model sees for one pair: prefix + body (truncated) + suffix. */
+  /**
+   * The token ids the model sees for one pair: prefix + body (truncated) + suffix. The body
+   * `<Instruct>: I\n<Query>: Q\n<Document>: D` is tokenized in three pieces, cut before the
+   * spaces that follow `<Query>:` and `<Document>:`: Qwen's pre-tokenizer always splits there (no
+   * pre-token joins a space to the punctuation before it, and NFC leaves a space alone), so
+   * the ids are those of the whole body (test/embed/reranker_shared_prefix.test.ts checks it on AgriEval),
+   * and a query's pieces are tokenized once for all of its documents.
+   */
   pairIds(query: string, document: string, opts: RerankOptions = {}): TokenIds {
-    const body = `<Instruct>: ${opts.instruction ?? DEFAULT_QWEN3_TASK}\n<Query>: ${query}\n<Document>: ${document}`;
     const budget = (opts.maxLength ?? RERANK_MAX_LENGTH) - this.prefixIds.length - this.suffixIds.length;
     if (budget < 1) throw new Error(`maxLength ${opts.maxLength} leaves no room for the query and document`);
-    const whole = this.tokenizer.encode(body, { addSpecialTokens: false });
+    const whole = [...this.queryPieceIds(query, opts.instruction ?? DEFAULT_QWEN3_TASK), ...this.tokenizer.encode(` ${document}`, { addSpecialTokens: false })];
     const bodyIds = opts.truncationSide === 'left' ? whole.slice(Math.max(0, whole.length - budget)) : whole.slice(0, budget);
     return [...this.prefixIds, ...bodyIds, ...this.suffixIds];
+  }
+
+  /** The ids of `<Instruct>: I\n<Query>: Q\n<Document>:`, remembered for the last query (a request's documents share it). */
+  private queryPieceIds(query: string, instruction: string): TokenIds {
+    const last = this.#lastQuery;
+    if (last && last.query === query && last.instruction === instruction) return last.ids;
+    const ids = [...this.instructionIds(instruction), ...this.tokenizer.encode(` ${query}\n<Document>:`, { addSpecialTokens: false })];
+    this.#lastQuery = { query, instruction, ids };
+    return ids;
+  }
+
+  private instructionIds(instruction: string): TokenIds {
+    if (this.#lastInstruction?.instruction !== instruction) this.#lastInstruction = { instruction, ids: this.tokenizer.encode(`<Instruct>: ${instruction}\n<Query>:`, { addSpecialTokens: false }) };
+    return this.#lastInstruction.ids;
   }
 
   /** P(yes) for each (query, document) pair, in input order. */
@@ -105,7 +144,12 @@ export class Reranker {
     return this.scoreIds(pairs.map((p) => this.pairIds(p.query, p.document, opts)), opts);
   }
 
-  /** The score of each pair given as its token ids (as `pairIds` makes them), in input order. */
+  /**
+   * The score of each pair given as its token ids (as `pairIds` makes them), in input order.
+   * Rows are sorted by length and scored `batchSize` at a time; within a forward pass the tokens
+   * every row starts with (the template's system prefix and instruction, and the query when the
+   * pairs share it) are computed once (`forwardSharedPrefix`).
+   */
   scoreIds(ids: TokenIds[], opts: RerankOptions = {}): number[] {
     const batchSize = opts.batchSize ?? 8;
     const order = ids.map((_, i) => i).sort((a, b) => ids[b]!.length - ids[a]!.length || a - b);
@@ -116,10 +160,7 @@ export class Reranker {
       const members = order.slice(start, start + batchSize);
       const pYes = tidy(() =>
         noGrad(() => {
-          const batch = padBatch(members.map((i) => ids[i]!), this.tokenizer.padTokenId, 'left', device);
-          // Left padding: every row's last token sits in the last column; only it is computed in the last layer.
-          const [rows, length] = batch.inputIds.shape as [number, number];
-          const last = this.model.forward(batch.inputIds, batch.attentionMask, { outputPositions: full([rows], length - 1, { dtype: 'int64', device }) }).select(1, 0);
+          const last = this.lastHiddenStates(members.map((i) => ids[i]!));
           // Only the two logits that matter: [no, yes] = last · E[{no, yes}]ᵀ.
           const head = this.model.weights.get(this.model.weights.has('lm_head.weight') ? 'lm_head.weight' : 'embed_tokens.weight');
           const logits = F.linear(last, head.index_select(0, yesNo)).float();
@@ -132,6 +173,44 @@ export class Reranker {
     }
     yesNo.dispose();
     return scores;
+  }
+
+  /** The final hidden state at each row's last token, [B, H]. */
+  private lastHiddenStates(rows: TokenIds[]): Tensor {
+    const shared = sharedPrefixLength(rows);
+    if (rows.length > 1 && shared >= MIN_SHARED_PREFIX) return this.forwardSharedPrefix(rows, shared);
+    const device = this.model.device;
+    const batch = padBatch(rows, this.tokenizer.padTokenId, 'left', device);
+    // Left padding: every row's last token sits in the last column; only it is computed in the last layer.
+    const [b, length] = batch.inputIds.shape as [number, number];
+    return this.model.forward(batch.inputIds, batch.attentionMask, { outputPositions: full([b], length - 1, { dtype: 'int64', device }) }).select(1, 0);
+  }
+
+  /**
+   * The rows' first `shared` tokens (the same in every row) run once, as one row, into a KV
+   * cache; the cache is copied to every row and the rows' remaining tokens run against it,
+   * right-padded so that each continues at the positions its prefix ends at. Causal attention
+   * makes a prefix's states independent of what follows, and RoPE makes scores depend on relative
+   * positions only, so this is the padded forward's arithmetic, not an approximation (equal to
+   * float32 rounding: the angles are those of unpadded positions). A 95-token template pair with a
+   * 60-token shared prefix then costs about a third of its full forward.
+   */
+  private forwardSharedPrefix(rows: TokenIds[], shared: number): Tensor {
+    const device = this.model.device;
+    const rest = rows.map((r) => r.slice(shared));
+    const restLength = Math.max(...rest.map((r) => r.length));
+    const cache = new KVCache(this.model.numLayers, { capacity: shared + restLength });
+    try {
+      const prefix = fromTypedArray(BigInt64Array.from(rows[0]!.slice(0, shared), BigInt), [1, shared], { device });
+      this.model.forward(prefix, ones([1, shared], { dtype: 'int64', device }), { cache }).dispose();
+      cache.selectRows(zeros([rows.length], { dtype: 'int64', device }));
+      const batch = padBatch(rest, this.tokenizer.padTokenId, 'right', device);
+      const mask = cat([ones([rows.length, shared], { dtype: 'int64', device }), batch.attentionMask], 1);
+      const lastTokens = fromTypedArray(BigInt64Array.from(rest, (r) => BigInt(r.length - 1)), undefined, { device });
+      return this.model.forward(batch.inputIds, mask, { cache, outputPositions: lastTokens }).select(1, 0);
+    } finally {
+      cache.dispose();
+    }
   }
 
   score(query: string, documents: string[], opts: RerankOptions = {}): number[] {

@@ -39,17 +39,17 @@ class LayerCache implements LayerKVCache {
     if (this.keys && (this.keys.size(0) !== b || this.keys.size(1) !== n || this.keys.size(3) !== d)) {
       throw new Error(`KVCache: keys [${keys.shape.join(', ')}] do not fit the cache's [${this.keys.shape.join(', ')}]`);
     }
-    if (this.length + l > this.capacity) this.grow(b, n, d, keys.dtype, Math.max(this.length + l, 2 * this.capacity, this.capacityHint));
+    if (this.length + l > this.capacity) this.grow(b, n, d, keys.dtype, keys.device, Math.max(this.length + l, 2 * this.capacity, this.capacityHint));
     this.keys!.narrow(2, this.length, l).copy_(keys);
     this.values!.narrow(2, this.length, l).copy_(values);
     this.length += l;
     return [this.keys!.narrow(2, 0, this.length), this.values!.narrow(2, 0, this.length)];
   }
 
-  private grow(b: number, n: number, d: number, dtype: DType, capacity: number): void {
+  private grow(b: number, n: number, d: number, dtype: DType, device: string, capacity: number): void {
     noGrad(() => {
-      const keys = keep(empty([b, n, capacity, d], { dtype }));
-      const values = keep(empty([b, n, capacity, d], { dtype }));
+      const keys = keep(empty([b, n, capacity, d], { dtype, device }));
+      const values = keep(empty([b, n, capacity, d], { dtype, device }));
       if (this.keys && this.values && this.length > 0) {
         keys.narrow(2, 0, this.length).copy_(this.keys.narrow(2, 0, this.length));
         values.narrow(2, 0, this.length).copy_(this.values.narrow(2, 0, this.length));

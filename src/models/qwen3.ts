@@ -246,7 +246,9 @@ export class Qwen3Model {
    * `outputPositions` [B] (int64) → [B, 1, H], the states of those positions only: the last layer
    * then computes its queries, MLP and norm for them alone (what last-token pooling and the
    * reranker read), the same values as the full forward's rows. Generation (qwen3_causal_lm.ts)
-   * passes a KV cache and per-row positions (`DecoderForwardOptions`).
+   * passes a KV cache and per-row positions (`DecoderForwardOptions`). With a cache, the
+   * output positions index the new tokens (the last layer still caches every new token's keys);
+   * the reranker's shared-prefix pass uses both.
    */
   forward(inputIds: Tensor, attentionMask: Tensor, opts: DecoderForwardOptions = {}): Tensor {
     const w = this.lookup();
@@ -321,7 +323,6 @@ function checkCacheInputs(cache: KVCache, inputIds: Tensor, attentionMask: Tenso
   if (past > 0 && cache.batchSize !== b) throw new Error(`KV cache holds ${cache.batchSize} rows, input_ids has ${b}`);
   const [mb, ml] = attentionMask.shape as [number, number];
   if (mb !== b || ml !== past + l) throw new Error(`attention_mask is [${mb}, ${ml}]; with ${past} cached tokens and input_ids [${b}, ${l}] it must be [${b}, ${past + l}]`);
-  if (opts.outputPositions) throw new Error('outputPositions cannot be combined with a KV cache (the cache needs every position\'s keys)');
   return past;
 }
 
