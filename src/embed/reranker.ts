@@ -5,7 +5,7 @@
  */
 import { F, cat, checkDevice, fromTypedArray, full, noGrad, ones, tidy, zeros, type Device, type DType, type Tensor } from '../torch/index.js';
 import { KVCache } from '../models/kv_cache.js';
-import { Qwen3Model } from '../models/qwen3.js';
+import { Qwen3Model, headDim, type Qwen3Config } from '../models/qwen3.js';
 import { DEFAULT_QWEN3_TASK, describeModel } from '../models/registry.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
 import { LoraAdapter } from '../models/lora/index.js';
@@ -19,8 +19,23 @@ export const RERANK_SUFFIX = '<|im_end|>\n<|im_start|>assistant\n<think>\n\n</th
 /** Tokens per pair, template included, unless `maxLength` says otherwise (the official example's limit). */
 export const RERANK_MAX_LENGTH = 8192;
 
-/** Below this many shared tokens a forward pass runs its rows whole (the cache's copies would cost more than they save). */
-const MIN_SHARED_PREFIX = 8;
+/**
+ * The shared-prefix pass (`forwardSharedPrefix`) costs one more forward call and the cache's
+ * copies, and saves the layers' weight products for (rows − 1) · shared tokens. It runs when
+ * those saved multiply-adds per layer reach this: the break-even measured on qwen3-tiny (12k
+ * multiply-adds per token and layer; ~500 saved tokens, between 4 rows × 72 shared, slower, and
+ * 22 × 60, faster, with one CPU thread). A model the size of Qwen3-Reranker-0.6B (15M per token
+ * and layer) passes it with a single saved token.
+ */
+const SHARED_PREFIX_MIN_MACS_PER_LAYER = 6e6;
+
+/** Multiply-adds of one Qwen3 decoder layer's weights per token: q, k, v, o and the gated MLP. */
+function layerMacsPerToken(config: Qwen3Config): number {
+  const hidden = config.hidden_size;
+  const d = headDim(config);
+  const attention = hidden * d * (2 * config.num_attention_heads + 2 * config.num_key_value_heads);
+  return attention + 3 * hidden * config.intermediate_size;
+}
 
 /** How many tokens every row starts with, leaving each row at least its own last token. */
 export function sharedPrefixLength(rows: readonly TokenIds[]): number {
@@ -43,6 +58,12 @@ export interface RerankOptions {
   truncationSide?: 'left' | 'right';
   /** Score as the logit margin log P(yes) − log P(no) (TEI's `raw_scores`) instead of P(yes). */
   raw?: boolean;
+  /**
+   * Whether a forward pass computes the tokens its rows share once (`forwardSharedPrefix`):
+   * 'auto' (default) when the saved work outweighs the extra pass, 'always' or 'never' to
+   * choose (the two give the same scores to float32 rounding).
+   */
+  sharedPrefix?: 'auto' | 'always' | 'never';
   onProgress?: (p: { done: number; total: number }) => void;
 }
 
@@ -58,6 +79,8 @@ export class Reranker {
   private readonly yesId: number;
   private readonly noId: number;
   readonly #adapters: AdapterSlot;
+  /** Multiply-adds of one decoder layer's weight products per token (the work a shared prefix saves). */
+  readonly #layerMacsPerToken: number;
   #lastQuery: { query: string; instruction: string; ids: TokenIds } | undefined;
   #lastInstruction: { instruction: string; ids: TokenIds } | undefined;
 
@@ -72,6 +95,7 @@ export class Reranker {
     const no = tokenizer.tokenId('no');
     if (yes === undefined || no === undefined) throw new Error("the tokenizer has no 'yes'/'no' tokens: this is not a Qwen3-Reranker tokenizer");
     [this.yesId, this.noId] = [yes, no];
+    this.#layerMacsPerToken = layerMacsPerToken(model.config);
   }
 
   /**
@@ -160,7 +184,7 @@ export class Reranker {
       const members = order.slice(start, start + batchSize);
       const pYes = tidy(() =>
         noGrad(() => {
-          const last = this.lastHiddenStates(members.map((i) => ids[i]!));
+          const last = this.lastHiddenStates(members.map((i) => ids[i]!), opts.sharedPrefix ?? 'auto');
           // Only the two logits that matter: [no, yes] = last · E[{no, yes}]ᵀ.
           const head = this.model.weights.get(this.model.weights.has('lm_head.weight') ? 'lm_head.weight' : 'embed_tokens.weight');
           const logits = F.linear(last, head.index_select(0, yesNo)).float();
@@ -176,9 +200,10 @@ export class Reranker {
   }
 
   /** The final hidden state at each row's last token, [B, H]. */
-  private lastHiddenStates(rows: TokenIds[]): Tensor {
+  private lastHiddenStates(rows: TokenIds[], sharedPrefix: 'auto' | 'always' | 'never'): Tensor {
     const shared = sharedPrefixLength(rows);
-    if (rows.length > 1 && shared >= MIN_SHARED_PREFIX) return this.forwardSharedPrefix(rows, shared);
+    const worthIt = sharedPrefix === 'always' || (sharedPrefix === 'auto' && (rows.length - 1) * shared * this.#layerMacsPerToken >= SHARED_PREFIX_MIN_MACS_PER_LAYER);
+    if (rows.length > 1 && shared > 0 && worthIt) return this.forwardSharedPrefix(rows, shared);
     const device = this.model.device;
     const batch = padBatch(rows, this.tokenizer.padTokenId, 'left', device);
     // Left padding: every row's last token sits in the last column; only it is computed in the last layer.

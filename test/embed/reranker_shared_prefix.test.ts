@@ -80,6 +80,11 @@ function scoredAlone(reranker: Reranker, rows: number[][], raw = false): number[
   return reranker.scoreIds(rows, { batchSize: 1, raw });
 }
 
+/** Scores of `rows` in one forward pass through the shared-prefix path. */
+function scoredShared(reranker: Reranker, rows: number[][], raw = false): number[] {
+  return reranker.scoreIds(rows, { batchSize: rows.length, raw, sharedPrefix: 'always' });
+}
+
 test('shared-prefix forward passes equal whole-row passes: float32 to rounding, float64 to 1e-12, with and without an adapter', async () => {
   const agriQueries = jsonlTexts(join(AGRI, 'queries.jsonl'), 3);
   const agriDocs = jsonlTexts(join(AGRI, 'corpus.jsonl'), 8).map((d) => d.slice(0, 120));
@@ -92,12 +97,12 @@ test('shared-prefix forward passes equal whole-row passes: float32 to rounding, 
       assert.ok(sharedPrefixLength(oneQuery) > sharedPrefixLength(mixed) && sharedPrefixLength(mixed) > 40);
       const tolerance = dtype === 'float64' ? { atol: 1e-12, rtol: 1e-12 } : { atol: 2e-6, rtol: 1e-5 };
       for (const [name, rows] of [['one query', oneQuery], ['mixed queries', mixed]] as const) {
-        assertClose(reranker.scoreIds(rows, { batchSize: 16 }), scoredAlone(reranker, rows), tolerance, `${dtype} ${name} P(yes)`);
-        assertClose(reranker.scoreIds(rows, { batchSize: 16, raw: true }), scoredAlone(reranker, rows, true), { ...tolerance, atol: tolerance.atol * 10 }, `${dtype} ${name} raw`);
+        assertClose(scoredShared(reranker, rows), scoredAlone(reranker, rows), tolerance, `${dtype} ${name} P(yes)`);
+        assertClose(scoredShared(reranker, rows, true), scoredAlone(reranker, rows, true), { ...tolerance, atol: tolerance.atol * 10 }, `${dtype} ${name} raw`);
       }
       const adapter = LoraAdapter.load(join(FIXTURES, 'models/qwen3-tiny-lora'), reranker.model);
       reranker.attachAdapter(adapter);
-      const withAdapter = reranker.scoreIds(mixed, { batchSize: 16 });
+      const withAdapter = scoredShared(reranker, mixed);
       assertClose(withAdapter, scoredAlone(reranker, mixed), tolerance, `${dtype} adapter`);
       reranker.attachAdapter(undefined);
       assert.ok(withAdapter.some((s, i) => Math.abs(s - scoredAlone(reranker, mixed)[i]!) > 1e-6), 'the adapter changes the scores (the check can fail)');
@@ -117,10 +122,35 @@ test('both forward paths give the Qwen3-Reranker goldens', async () => {
     const expected = golden.get('p_yes')!.tolist() as number[];
     const rows = pairs.map((p) => reranker.pairIds(p.query, p.document));
     assert.ok(sharedPrefixLength(rows) >= 8, 'the golden pairs share the template');
-    assertClose(reranker.scoreIds(rows, { batchSize: rows.length }), expected, { atol: 2e-5 }, 'shared prefix');
+    assertClose(scoredShared(reranker, rows), expected, { atol: 2e-5 }, 'shared prefix');
+    assertClose(reranker.scoreIds(rows, { batchSize: rows.length, sharedPrefix: 'never' }), expected, { atol: 2e-5 }, 'one padded pass');
     assertClose(scoredAlone(reranker, rows), expected, { atol: 2e-5 }, 'one row per pass');
   } finally {
     reranker.dispose();
     torch.dispose([...golden.values()]);
+  }
+});
+
+test("sharedPrefix 'auto' takes the shared path only where its saved work outweighs the extra pass", async () => {
+  const reranker = await Reranker.load(QWEN);
+  try {
+    const queries = jsonlTexts(join(AGRI, 'queries.jsonl'), 1);
+    const documents = jsonlTexts(join(AGRI, 'corpus.jsonl'), 24).map((d) => d.slice(0, 40));
+    // Which path ran shows in the float32 rounding: each path's scores are compared bit for bit.
+    const paths = (rows: number[][]) => {
+      const auto = reranker.scoreIds(rows, { batchSize: rows.length });
+      const same = (other: number[]) => auto.every((x, i) => x === other[i]);
+      return { shared: same(scoredShared(reranker, rows)), plain: same(reranker.scoreIds(rows, { batchSize: rows.length, sharedPrefix: 'never' })) };
+    };
+    // qwen3-tiny: 12,288 multiply-adds per token and layer, so the shared path needs ~490 saved tokens.
+    const few = documents.slice(0, 3).map((d) => reranker.pairIds(queries[0]!, d));
+    const many = documents.map((d) => reranker.pairIds(queries[0]!, d));
+    assert.ok((few.length - 1) * sharedPrefixLength(few) < 400 && (many.length - 1) * sharedPrefixLength(many) > 1000);
+    const fewPaths = paths(few);
+    const manyPaths = paths(many);
+    assert.ok(fewPaths.plain && !fewPaths.shared, '3 rows run as one padded pass');
+    assert.ok(manyPaths.shared && !manyPaths.plain, '24 rows sharing the template and query run through the shared prefix');
+  } finally {
+    reranker.dispose();
   }
 });
