@@ -122,15 +122,20 @@ export class ModelWorker extends EventEmitter<{ batch: [BatchStats] }> {
 
   #onMessage(m: FromWorker): void {
     if (m.type === 'batch') {
+      // The batch's metrics first, so a client never has its answer before /metrics counts its batch.
       this.emit('batch', m.stats);
+      for (const answer of m.answers) this.#settle(answer.id, (p) => p.resolve(answer.result as never));
       return;
     }
-    if (m.type !== 'done' && m.type !== 'refused') return;
-    const pending = this.#pending.get(m.id);
+    if (m.type === 'done') this.#settle(m.id, (p) => p.resolve(m.result as never));
+    else if (m.type === 'refused') this.#settle(m.id, (p) => p.reject(ServeError.from(m.error)));
+  }
+
+  #settle(id: number, how: (pending: Pending) => void): void {
+    const pending = this.#pending.get(id);
     if (!pending) return; // cancelled: the answer has no one to go to
-    this.#pending.delete(m.id);
-    if (m.type === 'done') pending.resolve(m.result as never);
-    else pending.reject(ServeError.from(m.error));
+    this.#pending.delete(id);
+    how(pending);
   }
 
   #fail(why: string): void {

@@ -146,5 +146,6 @@ export type FromWorker =
   | { type: 'failed'; message: string }
   | { type: 'done'; id: number; result: EmbedResult | RerankResult | TokenizeResult | DecodeResult }
   | { type: 'refused'; id: number; error: JobError }
-  | { type: 'batch'; stats: BatchStats }
+  /** A batch's metrics and its answers, in one message (one wake-up and one copy per batch, not per request). */
+  | { type: 'batch'; stats: BatchStats; answers: { id: number; result: EmbedResult | RerankResult }[] }
   | { type: 'closed' };

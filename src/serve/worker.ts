@@ -309,17 +309,16 @@ function computeEmbed(batch: QueuedJob[]): void {
     },
   });
   const inference = performance.now() - start;
-  // The batch's metrics first: messages arrive in order, so a client never has its answer before
-  // /metrics counts its batch.
-  report({ task: 'embed', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes });
   const width = vectors[0]?.length ?? 0;
   let k = 0;
-  for (const item of batch) {
+  const answers = batch.map((item) => {
     const out = new Float32Array(item.rows.length * width);
     item.rows.forEach((_, i) => out.set(vectors[k++]!, i * width));
     const timings = { tokenization: item.tokenizationMs, queue: start - item.enqueuedAt, inference };
-    post({ type: 'done', id: item.id, result: { vectors: out, width, tokens: item.tokens, timings } }, [out.buffer]);
-  }
+    return { id: item.id, result: { vectors: out, width, tokens: item.tokens, timings } };
+  });
+  const stats: BatchStats = { task: 'embed', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes };
+  post({ type: 'batch', stats, answers }, answers.map((a) => a.result.vectors.buffer as ArrayBuffer));
 }
 
 function computeRerank(batch: QueuedJob[]): void {
@@ -340,18 +339,15 @@ function computeRerank(batch: QueuedJob[]): void {
     },
   });
   const inference = performance.now() - start;
-  report({ task: 'rerank', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes });
   let k = 0;
-  for (const item of batch) {
+  const answers = batch.map((item) => {
     const mine = scores.slice(k, k + item.rows.length);
     k += item.rows.length;
     const timings = { tokenization: item.tokenizationMs, queue: start - item.enqueuedAt, inference };
-    post({ type: 'done', id: item.id, result: { scores: mine, tokens: item.tokens, timings } });
-  }
-}
-
-function report(stats: BatchStats): void {
-  post({ type: 'batch', stats });
+    return { id: item.id, result: { scores: mine, tokens: item.tokens, timings } };
+  });
+  const stats: BatchStats = { task: 'rerank', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes };
+  post({ type: 'batch', stats, answers });
 }
 
 function refuse(id: number, err: unknown): void {
