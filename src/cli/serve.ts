@@ -171,7 +171,7 @@ export function registerServe(program: Command, version = '0.0.0'): void {
     .addOption(opt('--rerank-batch-size <n>', 'pairs per reranker forward pass (as embtune rerank --batch-size)').argParser(parsePositiveInt('--rerank-batch-size')).default(d.rerankBatchSize))
     .addOption(opt('--threads <n>', "libtorch threads of the model worker (default: the engine's, EMBTUNE_NUM_THREADS)").argParser(parsePositiveInt('--threads')))
     .addOption(
-      opt('--worker-nice <n>', 'nice levels the model worker thread lowers its priority by (Linux; 0: none), so that on a busy machine the HTTP thread is scheduled first and keeps answering at once')
+      opt('--worker-nice <n>', 'nice levels the model worker and tokenizer worker threads lower their priority by (Linux; 0: none), so that on a busy machine the HTTP thread is scheduled first and keeps answering at once')
         .argParser(parseNice)
         .default(DEFAULT_WORKER_NICE),
     )
@@ -216,7 +216,7 @@ function printBanner(url: string, models: import('../serve/protocol.js').LoadedM
   for (const a of models.adapters) lines.push(`  adapter:   ${a.name} = ${a.dir} (on ${a.bases.join(' and ')})`);
   lines.push(
     `  limits:    max-concurrent-requests ${l.maxConcurrentRequests}, max-batch-tokens ${l.maxBatchTokens}, max-batch-requests ${l.maxBatchRequests ?? 'none'}, max-client-batch-size ${l.maxClientBatchSize}, auto-truncate ${l.autoTruncate}, payload-limit ${l.payloadLimit} B`,
-    `  engine:    ${models.dtype} on ${options.device}, ${models.threads} thread(s), model worker nice ${models.workerNice ?? 'unchanged (not supported here)'}; API key ${options.apiKeys.length > 0 ? 'required' : 'not required'}`,
+    `  engine:    ${models.dtype} on ${options.device}, ${models.threads} thread(s), model and tokenizer workers nice ${models.workerNice ?? 'unchanged (not supported here)'}; API key ${options.apiKeys.length > 0 ? 'required' : 'not required'}`,
   );
   console.log(lines.join('\n'));
 }

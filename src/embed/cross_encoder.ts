@@ -17,37 +17,24 @@ import { LoraAdapter } from '../models/lora/index.js';
 import { AdapterSlot } from './adapter_slot.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
 import { padBatch } from './embedder.js';
+import { BertPairs } from './text_encoders.js';
 import { Reranker, type Ranked, type RerankOptions } from './reranker.js';
 
-/** [CLS] … [SEP] … [SEP]: the special tokens of a BERT pair. */
-const PAIR_SPECIAL_TOKENS = 3;
-
-/** The lengths `longest_first` keeps of two parts sharing `budget` tokens. */
-export function longestFirstLengths(first: number, second: number, budget: number): [number, number] {
-  if (first + second <= budget) return [first, second];
-  const swap = first > second;
-  let [short, long] = swap ? [second, first] : [first, second];
-  long = short > budget ? short : Math.max(short, budget - short);
-  if (short + long > budget) {
-    short = Math.floor(budget / 2);
-    long = short + (budget % 2);
-  }
-  return swap ? [long, short] : [short, long];
-}
+export { longestFirstLengths } from './text_encoders.js';
 
 export class BertCrossEncoder {
-  readonly #cls: number;
   readonly #sep: number;
   readonly #adapters: AdapterSlot;
+  /** Pairs → token ids (`[CLS] q [SEP] d [SEP]`, cut `longest_first`). */
+  readonly pairs: BertPairs;
 
   constructor(
     readonly model: BertModel,
     readonly tokenizer: Tokenizer,
   ) {
     this.#adapters = new AdapterSlot(model);
-    const ids = tokenizer.encode('', { addSpecialTokens: true });
-    if (ids.length !== 2) throw new Error(`a BERT cross-encoder needs a tokenizer that wraps a text in [CLS] … [SEP]; this one adds ${ids.length} special tokens`);
-    [this.#cls, this.#sep] = ids as [number, number];
+    this.pairs = new BertPairs(tokenizer, model.config.max_position_embeddings);
+    this.#sep = this.pairs.sep;
     const classifier = model.weights.has('classifier.weight') ? model.weights.get('classifier.weight') : undefined;
     if (!classifier || !model.weights.has('classifier.bias') || !model.weights.has('pooler.dense.weight')) {
       throw new Error(`${model.weights.source}: not a cross-encoder: BertForSequenceClassification's pooler.dense and classifier weights are missing`);
@@ -89,14 +76,7 @@ export class BertCrossEncoder {
 
   /** `[CLS] query [SEP] document [SEP]`, cut to `maxLength` (default the model's) as `longest_first` cuts. */
   pairIds(query: string, document: string, opts: RerankOptions = {}): TokenIds {
-    const maxLength = opts.maxLength ?? this.maxLength;
-    const budget = maxLength - PAIR_SPECIAL_TOKENS;
-    if (budget < 2) throw new Error(`maxLength ${maxLength} leaves no room for the query and document`);
-    const q = this.tokenizer.encode(query, { addSpecialTokens: false });
-    const d = this.tokenizer.encode(document, { addSpecialTokens: false });
-    const [nq, nd] = longestFirstLengths(q.length, d.length, budget);
-    const cut = (ids: TokenIds, n: number) => (opts.truncationSide === 'left' ? ids.slice(ids.length - n) : ids.slice(0, n));
-    return [this.#cls, ...cut(q, nq), this.#sep, ...cut(d, nd), this.#sep];
+    return this.pairs.pairIds(query, document, opts);
   }
 
   scorePairs(pairs: { query: string; document: string }[], opts: RerankOptions = {}): number[] {

@@ -17,7 +17,9 @@ import { AdapterSlot } from './adapter_slot.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
 
-export type TextKind = 'query' | 'document';
+import { EmbeddingText, type TextKind } from './text_encoders.js';
+
+export type { TextKind } from './text_encoders.js';
 
 export interface EmbedProgress {
   done: number;
@@ -95,17 +97,6 @@ export function batches(sortedLengths: number[], batchSize: number, maxBatchToke
   return out;
 }
 
-/**
- * `row` cut to `maxLength` tokens by dropping content from its start: the first `prefix` and
- * last `suffix` tokens (the special tokens) stay.
- */
-function keepEnd(row: TokenIds, maxLength: number, prefix: number, suffix: number): TokenIds {
-  if (row.length <= maxLength) return row;
-  const keep = maxLength - prefix - suffix;
-  if (keep < 0) throw new RangeError(`maxLength ${maxLength} leaves no room for the ${prefix + suffix} special tokens this tokenizer adds`);
-  return [...row.slice(0, prefix), ...row.slice(row.length - suffix - keep)];
-}
-
 export interface LoadOptions {
   /** Weights and activations dtype (default float32). */
   dtype?: DType;
@@ -135,6 +126,8 @@ export interface EncodeOptions {
 
 export class Embedder {
   readonly #adapters: AdapterSlot;
+  /** Texts → token ids (prompts, template, max length). */
+  readonly text: EmbeddingText;
 
   constructor(
     readonly encoder: Encoder,
@@ -144,6 +137,7 @@ export class Embedder {
     readonly folder?: string,
   ) {
     this.#adapters = new AdapterSlot(encoder);
+    this.text = new EmbeddingText(tokenizer, info);
   }
 
   static async load(folder: string, opts: LoadOptions = {}): Promise<Embedder> {
@@ -211,37 +205,16 @@ export class Embedder {
 
   /** The text the model sees for one input. */
   prepare(text: string, opts: EmbedOptions = {}): string {
-    if (opts.prompt !== undefined) return opts.prompt + text;
-    if ((opts.kind ?? 'document') === 'document') return (this.info.prompts.document ?? '') + text;
-    if (opts.instruction !== undefined) {
-      return this.info.family === 'qwen3' ? `Instruct: ${opts.instruction}\nQuery:${text}` : opts.instruction + text;
-    }
-    return (this.info.prompts.query ?? '') + text;
+    return this.text.prepare(text, opts);
   }
 
   /**
-   * Token ids for each text (with the tokenizer's special tokens), truncated to the max length.
-   * Qwen3-Embedding needs exactly one `<|endoftext|>` at the end (REFERENCE Gotcha 12): the
-   * published tokenizer.json appends it, but copies made before that fix do not — then it is
-   * appended here, once. The second argument is the kind (`'query'` gets the query prompt,
-   * `'document'` none — for Qwen3 that is ms-swift's training input, text + `<|endoftext|>`) or
-   * the full options (prompt, instruction, maxLength).
+   * Token ids for each text (`EmbeddingText.tokenize`). The second argument is the kind
+   * (`'query'` gets the query prompt, `'document'` none — for Qwen3 that is ms-swift's training
+   * input, text + `<|endoftext|>`) or the full options (prompt, instruction, maxLength).
    */
   tokenize(texts: string[], kindOrOpts: TextKind | EmbedOptions = {}): TokenIds[] {
-    const opts: EmbedOptions = typeof kindOrOpts === 'string' ? { kind: kindOrOpts } : kindOrOpts;
-    const maxLength = opts.maxLength ?? this.info.maxLength;
-    const eos = this.info.family === 'qwen3' ? this.tokenizer.tokenId('<|endoftext|>') : undefined;
-    const appendEos = eos !== undefined && !this.tokenizer.template.suffix.includes(eos);
-    if (opts.truncationSide === 'left') {
-      const whole = this.tokenize(texts, { ...opts, truncationSide: 'right', maxLength: Number.MAX_SAFE_INTEGER });
-      const { prefix, suffix } = this.tokenizer.template;
-      return whole.map((row) => keepEnd(row, maxLength, prefix.length, suffix.length + (appendEos ? 1 : 0)));
-    }
-    const rows = this.tokenizer.encodeBatch(
-      texts.map((t) => this.prepare(t, opts)),
-      { addSpecialTokens: true, truncation: true, maxLength: appendEos ? maxLength - 1 : maxLength, padding: false },
-    ).inputIds;
-    return appendEos ? rows.map((row) => [...row, eos]) : rows;
+    return this.text.tokenize(texts, typeof kindOrOpts === 'string' ? { kind: kindOrOpts } : kindOrOpts);
   }
 
   /** One embedding per text, in input order. */

@@ -6,18 +6,14 @@
 import { F, cat, checkDevice, fromTypedArray, full, noGrad, ones, tidy, zeros, type Device, type DType, type Tensor } from '../torch/index.js';
 import { KVCache } from '../models/kv_cache.js';
 import { Qwen3Model, headDim, type Qwen3Config } from '../models/qwen3.js';
-import { DEFAULT_QWEN3_TASK, describeModel } from '../models/registry.js';
+import { describeModel } from '../models/registry.js';
+import { QwenRerankPairs, RERANK_MAX_LENGTH } from './text_encoders.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
 import { LoraAdapter } from '../models/lora/index.js';
 import { AdapterSlot } from './adapter_slot.js';
 import { padBatch } from './embedder.js';
 
-export const RERANK_PREFIX =
-  '<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n';
-export const RERANK_SUFFIX = '<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n';
-
-/** Tokens per pair, template included, unless `maxLength` says otherwise (the official example's limit). */
-export const RERANK_MAX_LENGTH = 8192;
+export { RERANK_MAX_LENGTH, RERANK_PREFIX, RERANK_SUFFIX } from './text_encoders.js';
 
 /**
  * The shared-prefix pass (`forwardSharedPrefix`) costs one more forward call and the cache's
@@ -74,23 +70,20 @@ export interface Ranked {
 }
 
 export class Reranker {
-  private readonly prefixIds: TokenIds;
-  private readonly suffixIds: TokenIds;
+  /** Pairs → token ids (the template, the query's pieces tokenized once). */
+  readonly pairs: QwenRerankPairs;
   private readonly yesId: number;
   private readonly noId: number;
   readonly #adapters: AdapterSlot;
   /** Multiply-adds of one decoder layer's weight products per token (the work a shared prefix saves). */
   readonly #layerMacsPerToken: number;
-  #lastQuery: { query: string; instruction: string; ids: TokenIds } | undefined;
-  #lastInstruction: { instruction: string; ids: TokenIds } | undefined;
 
   constructor(
     readonly model: Qwen3Model,
     readonly tokenizer: Tokenizer,
   ) {
     this.#adapters = new AdapterSlot(model);
-    this.prefixIds = tokenizer.encode(RERANK_PREFIX, { addSpecialTokens: false });
-    this.suffixIds = tokenizer.encode(RERANK_SUFFIX, { addSpecialTokens: false });
+    this.pairs = new QwenRerankPairs(tokenizer);
     const yes = tokenizer.tokenId('yes');
     const no = tokenizer.tokenId('no');
     if (yes === undefined || no === undefined) throw new Error("the tokenizer has no 'yes'/'no' tokens: this is not a Qwen3-Reranker tokenizer");
@@ -133,34 +126,9 @@ export class Reranker {
     this.#adapters.attach(adapter);
   }
 
-  /**
-   * The token ids the model sees for one pair: prefix + body (truncated) + suffix. The body
-   * `<Instruct>: I\n<Query>: Q\n<Document>: D` is tokenized in three pieces, cut before the
-   * spaces that follow `<Query>:` and `<Document>:`: Qwen's pre-tokenizer always splits there (no
-   * pre-token joins a space to the punctuation before it, and NFC leaves a space alone), so
-   * the ids are those of the whole body (test/embed/reranker_shared_prefix.test.ts checks it on AgriEval),
-   * and a query's pieces are tokenized once for all of its documents.
-   */
+  /** The token ids the model sees for one pair (`QwenRerankPairs.pairIds`). */
   pairIds(query: string, document: string, opts: RerankOptions = {}): TokenIds {
-    const budget = (opts.maxLength ?? RERANK_MAX_LENGTH) - this.prefixIds.length - this.suffixIds.length;
-    if (budget < 1) throw new Error(`maxLength ${opts.maxLength} leaves no room for the query and document`);
-    const whole = [...this.queryPieceIds(query, opts.instruction ?? DEFAULT_QWEN3_TASK), ...this.tokenizer.encode(` ${document}`, { addSpecialTokens: false })];
-    const bodyIds = opts.truncationSide === 'left' ? whole.slice(Math.max(0, whole.length - budget)) : whole.slice(0, budget);
-    return [...this.prefixIds, ...bodyIds, ...this.suffixIds];
-  }
-
-  /** The ids of `<Instruct>: I\n<Query>: Q\n<Document>:`, remembered for the last query (a request's documents share it). */
-  private queryPieceIds(query: string, instruction: string): TokenIds {
-    const last = this.#lastQuery;
-    if (last && last.query === query && last.instruction === instruction) return last.ids;
-    const ids = [...this.instructionIds(instruction), ...this.tokenizer.encode(` ${query}\n<Document>:`, { addSpecialTokens: false })];
-    this.#lastQuery = { query, instruction, ids };
-    return ids;
-  }
-
-  private instructionIds(instruction: string): TokenIds {
-    if (this.#lastInstruction?.instruction !== instruction) this.#lastInstruction = { instruction, ids: this.tokenizer.encode(`<Instruct>: ${instruction}\n<Query>:`, { addSpecialTokens: false }) };
-    return this.#lastInstruction.ids;
+    return this.pairs.pairIds(query, document, opts);
   }
 
   /** P(yes) for each (query, document) pair, in input order. */

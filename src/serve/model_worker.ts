@@ -1,12 +1,15 @@
 /**
- * The HTTP thread's handle on the model worker (worker.ts): starts it, sends jobs, and resolves
- * each with the worker's answer. A job whose client went away is cancelled (the worker drops it if
- * it has not started). If the worker dies, every pending job fails with a 424 backend error and
- * `healthy` turns false (GET /health then answers 503).
+ * The HTTP thread's handle on the server's two threads: the tokenizer worker (tokenizer_worker.ts)
+ * and the model worker (worker.ts), joined by a port of their own. It starts both, sends every job
+ * to the tokenizer worker, and resolves each with the answer of whichever thread gives it (the
+ * model worker for embed and rerank, the tokenizer worker for /tokenize, /decode and refusals). A
+ * job whose client went away is cancelled (the model worker drops it if it has not started). If
+ * either thread dies, every pending job fails with a 424 backend error and `healthy` turns false
+ * (GET /health then answers 503).
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { EventEmitter } from 'node:events';
-import type { BatchStats, FromWorker, Job, JobError, JobResult, LoadedModels, ToWorker, WorkerInit } from './protocol.js';
+import type { BatchStats, FromTokenizer, FromWorker, Job, JobError, JobResult, LoadedModels, TokenizerInit, ToWorker, WorkerInit } from './protocol.js';
 
 /** An error with the HTTP status and TEI error type the client gets. */
 export class ServeError extends Error {
@@ -31,41 +34,71 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** What `ModelWorker.start` needs: the model worker's settings (its port to the tokenizer is made here). */
+export type ServeWorkersInit = Omit<WorkerInit, 'jobs'>;
+
+/** Starts a worker thread and resolves with it once it posts 'ready' (rejects with its load error). */
+function startThread<M extends { type: string }>(file: string, workerData: unknown, transfer: MessagePort[]): Promise<{ worker: Worker; ready: M }> {
+  const worker = new Worker(new URL(file, import.meta.url), { workerData, transferList: transfer });
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number) => reject(new Error(`the ${file} thread exited (code ${code}) before it was ready`));
+    worker.once('error', reject);
+    worker.once('exit', onExit);
+    worker.once('message', (m: M | { type: 'failed'; message: string }) => {
+      worker.off('error', reject);
+      worker.off('exit', onExit);
+      if (m.type === 'ready') resolve({ worker, ready: m as M });
+      else {
+        reject(new Error(m.type === 'failed' ? (m as { message: string }).message : `the ${file} thread sent '${m.type}' before it was ready`));
+        void worker.terminate();
+      }
+    });
+  });
+}
+
 export class ModelWorker extends EventEmitter<{ batch: [BatchStats] }> {
-  #worker: Worker;
+  #model: Worker;
+  #tokenizer: Worker;
   #pending = new Map<number, Pending>();
   #nextId = 1;
   #healthy = true;
   #closed: Promise<void> | undefined;
 
   private constructor(
-    worker: Worker,
+    model: Worker,
+    tokenizer: Worker,
     readonly models: LoadedModels,
   ) {
     super();
-    this.#worker = worker;
-    worker.on('message', (m: FromWorker) => this.#onMessage(m));
-    worker.on('error', (err) => this.#fail(`the model worker failed: ${err.message}`));
-    worker.on('exit', (code) => this.#fail(`the model worker exited (code ${code})`));
+    this.#model = model;
+    this.#tokenizer = tokenizer;
+    for (const [worker, name] of [[model, 'model worker'], [tokenizer, 'tokenizer worker']] as const) {
+      worker.on('message', (m: FromWorker | FromTokenizer) => this.#onMessage(m));
+      worker.on('error', (err) => this.#fail(`the ${name} failed: ${err.message}`));
+      worker.on('exit', (code) => this.#fail(`the ${name} exited (code ${code})`));
+    }
   }
 
-  /** Starts the worker and resolves once the models are loaded (rejects with the load error). */
-  static start(init: WorkerInit): Promise<ModelWorker> {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number) => reject(new Error(`the model worker exited (code ${code}) before it was ready`));
-      worker.once('error', reject);
-      worker.once('exit', onExit);
-      worker.once('message', (m: FromWorker) => {
-        worker.off('error', reject);
-        worker.off('exit', onExit);
-        if (m.type === 'ready') resolve(new ModelWorker(worker, m.models));
-        else {
-          reject(new Error(m.type === 'failed' ? m.message : `the model worker sent '${m.type}' before it was ready`));
-          void worker.terminate();
-        }
-      });
-    });
+  /** Starts both threads and resolves once the models and tokenizers are loaded (rejects with a load error). */
+  static async start(init: ServeWorkersInit): Promise<ModelWorker> {
+    const { port1, port2 } = new MessageChannel();
+    const tokenizerInit: TokenizerInit = {
+      embedding: init.embedding && { folder: init.embedding.folder },
+      reranker: init.reranker && { folder: init.reranker.folder },
+      limits: { maxInputLength: init.limits.maxInputLength, rerankMaxLength: init.limits.rerankMaxLength },
+      workerNice: init.workerNice,
+      jobs: port2,
+    };
+    const [model, tokenizer] = await Promise.allSettled([
+      startThread<Extract<FromWorker, { type: 'ready' }>>('./worker.js', { ...init, jobs: port1 } satisfies WorkerInit, [port1]),
+      startThread<Extract<FromTokenizer, { type: 'ready' }>>('./tokenizer_worker.js', tokenizerInit, [port2]),
+    ]);
+    if (model.status === 'rejected' || tokenizer.status === 'rejected') {
+      if (model.status === 'fulfilled') await model.value.worker.terminate();
+      if (tokenizer.status === 'fulfilled') await tokenizer.value.worker.terminate();
+      throw model.status === 'rejected' ? model.reason : (tokenizer as PromiseRejectedResult).reason;
+    }
+    return new ModelWorker(model.value.worker, tokenizer.value.worker, model.value.ready.models);
   }
 
   get healthy(): boolean {
@@ -102,25 +135,31 @@ export class ModelWorker extends EventEmitter<{ batch: [BatchStats] }> {
     });
   }
 
-  /** Lets the worker finish what it holds, frees the models and waits for it to end. */
+  /** Lets the model worker finish what it holds, frees the models and waits for both threads to end. */
   close(): Promise<void> {
-    this.#closed ??= new Promise<void>((resolve) => {
+    this.#closed ??= (async () => {
       this.#healthy = false;
-      const timer = setTimeout(() => void this.#worker.terminate(), 30_000);
-      this.#worker.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
+      const exited = (worker: Worker) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => void worker.terminate(), 30_000);
+          worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      const both = Promise.all([exited(this.#model), exited(this.#tokenizer)]);
+      // Through the tokenizer worker, which passes it on after every job it forwarded.
       this.#send({ type: 'close' });
-    });
+      await both;
+    })();
     return this.#closed;
   }
 
   #send(message: ToWorker): void {
-    this.#worker.postMessage(message);
+    this.#tokenizer.postMessage(message);
   }
 
-  #onMessage(m: FromWorker): void {
+  #onMessage(m: FromWorker | FromTokenizer): void {
     if (m.type === 'batch') {
       // The batch's metrics first, so a client never has its answer before /metrics counts its batch.
       this.emit('batch', m.stats);

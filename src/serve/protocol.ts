@@ -1,9 +1,13 @@
 /**
- * The messages between the HTTP thread and the model worker (worker_threads). The worker owns
- * every tensor and the tokenizers; the HTTP thread sends plain data and gets plain data back
- * (embeddings as one transferred Float32Array), so no tensor handle ever crosses threads
- * (native/src/tensor_table.h refuses one that does).
+ * The messages between the server's threads (worker_threads). Requests go from the HTTP thread to
+ * the tokenizer worker, which tokenizes and checks limits (answering /tokenize, /decode and
+ * refusals itself) and passes embed and rerank jobs with their token ids to the model worker over
+ * a port of their own; the model worker owns every tensor, batches, computes and answers the HTTP
+ * thread. Only plain data crosses threads (embeddings as one transferred Float32Array), so no
+ * tensor handle ever does (native/src/tensor_table.h refuses one that does).
  */
+import type { MessagePort } from 'node:worker_threads';
+import type { TokenIds } from '../tokenizers/index.js';
 import type { ServeLimits } from './options.js';
 
 export type TruncationSide = 'left' | 'right';
@@ -124,10 +128,39 @@ export interface WorkerInit {
   /** Nice levels to lower the worker thread's priority by (ServeOptions.workerNice). */
   workerNice: number;
   limits: ServeLimits;
+  /** Where tokenized jobs arrive from the tokenizer worker (`ToModel`). */
+  jobs: MessagePort;
 }
 
-/** HTTP thread → worker. */
+/** What the tokenizer worker loads: the models' tokenizers (no weights) and the limits it checks. */
+export interface TokenizerInit {
+  embedding: { folder: string } | undefined;
+  reranker: { folder: string } | undefined;
+  limits: Pick<ServeLimits, 'maxInputLength' | 'rerankMaxLength'>;
+  /** Nice levels to lower the thread's priority by, as the model worker's (ServeOptions.workerNice). */
+  workerNice: number;
+  /** Where tokenized jobs go to the model worker (`ToModel`). */
+  jobs: MessagePort;
+}
+
+/** HTTP thread → tokenizer worker. */
 export type ToWorker = { type: 'job'; id: number; job: Job } | { type: 'cancel'; id: number } | { type: 'close' };
+
+/** An embed or rerank job with its token ids, ready to batch. */
+export interface TokenizedJob {
+  id: number;
+  job: EmbedJob | RerankJob;
+  /** One row per input (embed) or pair (rerank), special tokens and template included. */
+  rows: TokenIds[];
+  tokens: number;
+  tokenizationMs: number;
+}
+
+/**
+ * Tokenizer worker → model worker, in the order the HTTP thread sent them: a cancel or the close
+ * always arrives after the job it follows.
+ */
+export type ToModel = { type: 'job'; tokenized: TokenizedJob } | { type: 'cancel'; id: number } | { type: 'close' };
 
 /** One forward pass, for the metrics. */
 export interface BatchStats {
@@ -140,11 +173,17 @@ export interface BatchStats {
   passes: number[];
 }
 
-/** Worker → HTTP thread. */
+/** Tokenizer worker → HTTP thread: ready, or the answer to a /tokenize or /decode job, or a refusal. */
+export type FromTokenizer =
+  | { type: 'ready' }
+  | { type: 'failed'; message: string }
+  | { type: 'done'; id: number; result: TokenizeResult | DecodeResult }
+  | { type: 'refused'; id: number; error: JobError };
+
+/** Model worker → HTTP thread. */
 export type FromWorker =
   | { type: 'ready'; models: LoadedModels }
   | { type: 'failed'; message: string }
-  | { type: 'done'; id: number; result: EmbedResult | RerankResult | TokenizeResult | DecodeResult }
   | { type: 'refused'; id: number; error: JobError }
   /** A batch's metrics and its answers, in one message (one wake-up and one copy per batch, not per request). */
   | { type: 'batch'; stats: BatchStats; answers: { id: number; result: EmbedResult | RerankResult }[] }

@@ -1,36 +1,22 @@
 /**
  * The model worker (a worker_threads thread): it owns every tensor — the embedding model, the
- * reranker, the LoRA adapters — and the tokenizers, so the HTTP thread's event loop never waits
- * on the model. Requests arrive as messages; embed and rerank requests are tokenized at once
- * (refused here when an input is past the token limit and truncation is off), then queued and
- * batched (batch_queue.ts): while a batch computes, new requests queue up, and the next batch
- * takes as many as the budgets allow. One batch per turn of the event loop, so messages (new
- * requests, cancellations) are read between batches.
+ * reranker, the LoRA adapters — so the HTTP thread's event loop never waits on the model.
+ * Embed and rerank jobs arrive already tokenized from the tokenizer worker (tokenizer_worker.ts)
+ * on their own port, and are queued and batched (batch_queue.ts): while a batch computes, new
+ * jobs queue up, and the next batch takes as many as the budgets allow. One batch per turn of
+ * the event loop, so messages (new jobs, cancellations) are read between batches.
  *
  * Adapters are applied per batch on the shared base model (attached, never merged: the base
  * weights are never touched), so requests for different adapters share one server.
  */
-import { readlinkSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Embedder, LoraAdapter } from '../embed/index.js';
 import { loadReranker, type AnyReranker } from '../embed/cross_encoder.js';
 import { getNumThreads, setNumThreads } from '../torch/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
 import { BatchQueue, type Queued } from './batch_queue.js';
-import type {
-  BatchStats,
-  DecodeJob,
-  EmbedJob,
-  FromWorker,
-  JobError,
-  LoadedModels,
-  RerankJob,
-  TokenInfo,
-  TokenizeJob,
-  ToWorker,
-  WorkerInit,
-} from './protocol.js';
+import { lowerPriority } from './thread_priority.js';
+import type { BatchStats, EmbedJob, FromWorker, JobError, LoadedModels, RerankJob, TokenizedJob, ToModel, WorkerInit } from './protocol.js';
 
 /** A refusal with its HTTP status and TEI error type. */
 class Refusal extends Error {
@@ -72,24 +58,6 @@ const workerNice = lowerPriority(init.workerNice);
 
 function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
-}
-
-/**
- * Lowers this thread's scheduling priority by `levels` (Linux: setpriority on the thread's own id,
- * which the kernel applies to that thread alone). The HTTP thread then runs first whenever both
- * want a core: its event loop stays responsive while the model computes. Returns the nice value
- * set, or undefined where threads cannot be reniced (elsewhere than Linux).
- */
-function lowerPriority(levels: number): number | undefined {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid)) return undefined;
-    const nice = Math.min(19, getPriority(tid) + levels);
-    if (levels > 0) setPriority(tid, nice);
-    return getPriority(tid);
-  } catch {
-    return undefined;
-  }
 }
 
 async function load(): Promise<Models> {
@@ -154,109 +122,15 @@ function describe(m: Models): LoadedModels {
   };
 }
 
-// ------------------------------------------------------------------ tokenizing and limits
-
-function tooLong(limit: number, given: number, index: number): Refusal {
-  // TEI's wording (core/src/tokenization.rs).
-  return new Refusal(422, 'validation', `Input validation error: \`inputs\` must have less than ${limit} tokens. Given: ${given} (input ${index}); send \`truncate: true\` to cut it`);
-}
-
-function checkIds(ids: number[], vocab: number, where: string): void {
-  if (ids.length === 0) throw new Refusal(422, 'validation', `Input validation error: ${where} has no tokens`);
-  const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
-  if (bad !== undefined) throw new Refusal(422, 'validation', `Input validation error: ${where} holds token id ${bad}, outside the vocabulary [0, ${vocab})`);
-}
-
-function embedRows(job: EmbedJob): TokenIds[] {
-  const embedder = models.embedder!;
-  const limit = models.embedLimit;
-  const texts = job.inputs.filter((x): x is string => typeof x === 'string');
-  const whole = embedder.tokenize(texts, { kind: job.kind, maxLength: Number.MAX_SAFE_INTEGER });
-  let t = 0;
-  return job.inputs.map((input, i) => {
-    if (typeof input !== 'string') {
-      checkIds(input, embedder.tokenizer.vocabSize, `input ${i}`);
-      if (input.length <= limit) return input;
-      if (!job.truncate) throw tooLong(limit, input.length, i);
-      return job.side === 'left' ? input.slice(input.length - limit) : input.slice(0, limit);
-    }
-    const row = whole[t++]!;
-    if (row.length <= limit) return row;
-    if (!job.truncate) throw tooLong(limit, row.length, i);
-    return embedder.tokenize([input], { kind: job.kind, maxLength: limit, truncationSide: job.side })[0]!;
-  });
-}
-
-function rerankRows(job: RerankJob): TokenIds[] {
-  const reranker = models.reranker!;
-  const limit = models.rerankLimit;
-  const documents = job.maxDocumentTokens === undefined ? job.documents : job.documents.map((d) => firstTokens(reranker, d, job.maxDocumentTokens!));
-  return documents.map((document, i) => {
-    const whole = reranker.pairIds(job.query, document, { maxLength: Number.MAX_SAFE_INTEGER });
-    if (whole.length <= limit) return whole;
-    if (!job.truncate) throw tooLong(limit, whole.length, i);
-    return reranker.pairIds(job.query, document, { maxLength: limit, truncationSide: job.side });
-  });
-}
-
-/** `document` cut to its first `n` tokens (Cohere v2 `max_tokens_per_doc`); unchanged when shorter. */
-function firstTokens(reranker: AnyReranker, document: string, n: number): string {
-  const ids = reranker.tokenizer.encode(document, { addSpecialTokens: false });
-  return ids.length <= n ? document : reranker.tokenizer.decode(ids.slice(0, n));
-}
+// ------------------------------------------------------------------ queueing
 
 function groupKey(job: EmbedJob | RerankJob): string {
   return job.op === 'embed' ? `embed|${job.adapter ?? ''}|${job.kind}|${job.dims ?? ''}|${job.normalize ?? ''}` : `rerank|${job.adapter ?? ''}|${job.raw}`;
 }
 
-function enqueue(id: number, job: EmbedJob | RerankJob): void {
-  const start = performance.now();
-  const rows = job.op === 'embed' ? embedRows(job) : rerankRows(job);
-  const tokens = rows.reduce((n, r) => n + r.length, 0);
-  const now = performance.now();
-  queue.push({ id, key: groupKey(job), tokens, job, rows, enqueuedAt: now, tokenizationMs: now - start });
+function enqueue(t: TokenizedJob): void {
+  queue.push({ id: t.id, key: groupKey(t.job), tokens: t.tokens, job: t.job, rows: t.rows, enqueuedAt: performance.now(), tokenizationMs: t.tokenizationMs });
   scheduleDrain();
-}
-
-// ------------------------------------------------------------------ tokenize / decode
-
-function utf8Length(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
-}
-
-function tokenize(job: TokenizeJob): TokenInfo[][] {
-  const embedder = models.embedder;
-  const tokenizer = embedder?.tokenizer ?? models.reranker!.tokenizer;
-  const lower = tokenizer.kind === 'wordpiece';
-  return job.inputs.map((input) => {
-    const text = embedder ? embedder.prepare(input, { kind: job.kind ?? 'document' }) : input;
-    const ids = embedder && job.addSpecialTokens ? embedder.tokenize([input], { kind: job.kind ?? 'document', maxLength: Number.MAX_SAFE_INTEGER })[0]! : tokenizer.encode(text, { addSpecialTokens: job.addSpecialTokens });
-    const haystack = lower ? text.toLowerCase() : text;
-    let cursor = 0;
-    return ids.map((id) => {
-      const piece = tokenizer.decode([id]);
-      const special = piece !== '' && tokenizer.decode([id], { skipSpecialTokens: true }) === '';
-      const needle = (lower ? piece.toLowerCase() : piece).replace(/^##/, '').trim();
-      // Offsets: where the token's text is found next in the input (byte-level pieces of a
-      // split character decode to U+FFFD and are not found: they get an empty span at the cursor).
-      const at = special || needle === '' ? -1 : haystack.indexOf(needle, cursor);
-      if (at < 0) {
-        const here = utf8Length(text.slice(0, cursor));
-        return { id, text: piece, special, start: here, stop: here };
-      }
-      const start = utf8Length(text.slice(0, at));
-      cursor = at + needle.length;
-      return { id, text: piece, special, start, stop: start + utf8Length(needle) };
-    });
-  });
-}
-
-function decode(job: DecodeJob): string[] {
-  const tokenizer = models.embedder?.tokenizer ?? models.reranker!.tokenizer;
-  return job.ids.map((ids, i) => {
-    if (ids.length > 0) checkIds(ids, tokenizer.vocabSize, `ids ${i}`);
-    return tokenizer.decode(ids, { skipSpecialTokens: job.skipSpecialTokens });
-  });
 }
 
 // ------------------------------------------------------------------ batches
@@ -366,10 +240,11 @@ function finishClose(): void {
     entry.reranker?.dispose();
   }
   post({ type: 'closed' });
+  init.jobs.close();
   port!.close();
 }
 
-function onMessage(message: ToWorker): void {
+function onMessage(message: ToModel): void {
   if (message.type === 'cancel') {
     queue.remove(message.id);
     return;
@@ -379,33 +254,18 @@ function onMessage(message: ToWorker): void {
     if (queue.size === 0 && !draining) finishClose();
     return;
   }
-  const { id, job } = message;
-  try {
-    switch (job.op) {
-      case 'embed':
-        if (!models.embedder) throw new Refusal(400, 'validation', 'no embedding model is served (start with --model)');
-        enqueue(id, job);
-        break;
-      case 'rerank':
-        if (!models.reranker) throw new Refusal(400, 'validation', 'no reranker is served (start with --reranker)');
-        enqueue(id, job);
-        break;
-      case 'tokenize':
-        post({ type: 'done', id, result: { tokens: tokenize(job) } });
-        break;
-      case 'decode':
-        post({ type: 'done', id, result: { texts: decode(job) } });
-        break;
-    }
-  } catch (err) {
-    refuse(id, err);
+  const { job, id } = message.tokenized;
+  if ((job.op === 'embed' && !models.embedder) || (job.op === 'rerank' && !models.reranker)) {
+    refuse(id, new Refusal(400, 'validation', `no ${job.op === 'embed' ? 'embedding model' : 'reranker'} is served`));
+    return;
   }
+  enqueue(message.tokenized);
 }
 
 load().then(
   (loaded) => {
     models = loaded;
-    port.on('message', onMessage);
+    init.jobs.on('message', onMessage);
     post({ type: 'ready', models: describe(loaded) });
   },
   (err: unknown) => {

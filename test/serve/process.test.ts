@@ -45,11 +45,11 @@ test('embtune serve: env flags, banner, /health, 429 + Retry-After past the limi
     assert.match(stdout, /embedding: qwen3-tiny/);
     assert.match(stdout, /max-concurrent-requests 2/);
     assert.match(stdout, /API key required/);
-    // The model worker yields the CPU to the HTTP thread: it alone runs at nice 7.
-    assert.match(stdout, /model worker nice 7/);
+    // The model and tokenizer workers yield the CPU to the HTTP thread: they alone run at nice 7.
+    assert.match(stdout, /model and tokenizer workers nice 7/);
     const nice = threadNice(child.pid!);
     assert.equal(nice.get(child.pid!), 0, 'the HTTP (main) thread keeps its priority');
-    assert.equal([...nice.values()].filter((n) => n === 7).length, 1, `one thread at nice 7: ${[...nice.values()]}`);
+    assert.equal([...nice.values()].filter((n) => n === 7).length, 2, `two threads at nice 7: ${[...nice.values()]}`);
     assert.equal((await call(base, 'GET', '/health')).status, 200);
     assert.equal((await post(base, '/embed', { inputs: 'a' })).status, 401);
 
