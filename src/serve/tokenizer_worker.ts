@@ -13,18 +13,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { EmbeddingText, loadPairEncoder, type PairEncoder } from '../embed/text_encoders.js';
 import type { Tokenizer, TokenIds } from '../tokenizers/index.js';
 import { lowerPriority } from './thread_priority.js';
-import type { DecodeJob, EmbedJob, FromTokenizer, JobError, RerankJob, TokenInfo, TokenizeJob, TokenizerInit, ToModel, ToWorker } from './protocol.js';
+import { Refusal, jobError } from './refusal.js';
+import type { DecodeJob, EmbedJob, FromTokenizer, RerankJob, TokenInfo, TokenizeJob, TokenizerInit, ToModel, ToWorker } from './protocol.js';
 
-/** A refusal with its HTTP status and TEI error type. */
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 interface Encoders {
   embedding: EmbeddingText | undefined;
@@ -165,9 +156,7 @@ function decode(job: DecodeJob): string[] {
 // ------------------------------------------------------------------ messages
 
 function refuse(id: number, err: unknown): void {
-  const error: JobError =
-    err instanceof Refusal ? { status: err.status, type: err.type, message: err.message } : { status: 422, type: 'validation', message: `Input validation error: ${(err as Error).message}` };
-  post({ type: 'refused', id, error });
+  post({ type: 'refused', id, error: jobError(err) });
 }
 
 function onMessage(message: ToWorker): void {

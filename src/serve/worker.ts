@@ -16,18 +16,9 @@ import { getNumThreads, setNumThreads } from '../torch/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
 import { BatchQueue, type Queued } from './batch_queue.js';
 import { lowerPriority } from './thread_priority.js';
-import type { BatchStats, EmbedJob, FromWorker, JobError, LoadedModels, RerankJob, TokenizedJob, ToModel, WorkerInit } from './protocol.js';
+import { Refusal, jobError } from './refusal.js';
+import type { BatchStats, EmbedJob, FromWorker, LoadedModels, RerankJob, TokenizedJob, ToModel, WorkerInit } from './protocol.js';
 
-/** A refusal with its HTTP status and TEI error type. */
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 interface Models {
   embedder: Embedder | undefined;
@@ -225,9 +216,7 @@ function computeRerank(batch: QueuedJob[]): void {
 }
 
 function refuse(id: number, err: unknown): void {
-  const error: JobError =
-    err instanceof Refusal ? { status: err.status, type: err.type, message: err.message } : { status: 422, type: 'validation', message: `Input validation error: ${(err as Error).message}` };
-  post({ type: 'refused', id, error });
+  post({ type: 'refused', id, error: jobError(err) });
 }
 
 // ------------------------------------------------------------------ messages
