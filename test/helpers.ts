@@ -1,7 +1,8 @@
 /** Shared by the tests: fixture paths, tolerance checks, and a float64 finite-difference gradient check. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../src/torch/index.js';
 import { Tensor } from '../src/torch/index.js';
@@ -96,5 +97,34 @@ export function freePort(): Promise<number> {
       const { port } = server.address() as { port: number };
       server.close(() => resolve(port));
     });
+  });
+}
+
+/** The built command line. */
+export const CLI = join(ROOT, 'dist/src/cli/main.js');
+
+export interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `embtune args…` as a child process without blocking the test's event loop, so that several
+ * runs (shard workers) go at once: one libtorch/OpenBLAS thread each (the machine has 2 cores),
+ * offline, with `env` added.
+ */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, EMBTUNE_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', HF_HUB_OFFLINE: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolvePromise({ status, stdout, stderr }));
   });
 }

@@ -1,5 +1,6 @@
 /** `embtune embed`: one `{"embedding": [...]}` line per input text (or a safetensors matrix). */
 import type { Command } from 'commander';
+import { rmSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Embedder } from '../embed/embedder.js';
 import { saveSafetensors } from '../formats/safetensors_write.js';
@@ -7,7 +8,7 @@ import { fromTypedArray } from '../torch/index.js';
 import { ProgressBar } from './progress.js';
 import { fileContentHashes, modelContentKey, sha256Hex } from '../embed/cache.js';
 import * as distributed from '../torch/distributed.js';
-import { mergeShards, parseShardSpec, recordedInput, shardRange, writeShard, type ShardSpec } from '../embed/shards.js';
+import { mergeShards, parseShardSpec, recordFileOf, recordedInput, shardRange, writeEmbeddingsRecord, writeShard, type EmbedSettings, type ShardSpec, type VectorsSource } from '../embed/shards.js';
 import { InvalidArgumentError } from 'commander';
 import { DEVICE_HELP, TSV_QUOTING_HELP, UsageError, modelFolder, parseDeviceFlag, parsePositiveInt, readTexts, writeJsonl } from './io.js';
 
@@ -40,7 +41,7 @@ export function registerEmbed(program: Command): void {
     .option('--model <dir|org/name>', 'model folder or hub id (required unless --merge-shards)')
     .option('--adapter <dir>', 'PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, as PEFT, ms-swift or embtune train write it), applied on top of --model without merging')
     .option('--input <file>', 'JSONL file (one object per line) or CSV/TSV with a header row, holding the text (required unless --merge-shards)')
-    .requiredOption('--output <file>', 'where to write: .jsonl → one {"embedding": [...]} per input line, in order; .safetensors → one "embeddings" [N, D] float32 tensor; with --shard, a folder')
+    .requiredOption('--output <file>', 'where to write: .jsonl → one {"embedding": [...]} per input line, in order; .safetensors → one "embeddings" [N, D] float32 tensor (either way with OUTPUT.manifest.json beside it: model, weights and settings keys, input and its sha256, so that mine --corpus-embeddings and index --embeddings can use it); with --shard, a folder')
     .option('--shard <i/n>', 'embed only shard i of n (0-based; contiguous row ranges as datasets\' shard(n, i, contiguous=True)) into the folder --output: a Parquet file (row, embedding) and its JSON entry; run every i, on any machines, then --merge-shards', (v: string) => {
       try {
         return parseShardSpec(v);
@@ -49,7 +50,7 @@ export function registerEmbed(program: Command): void {
       }
     })
     .option('--claim-shards <n>', 'split the input into n shards (as --shard) and claim them one at a time, with the other workers of a torch.distributed group (torchrun\'s RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; local or remote), through its c10d store until none is left; each written as --shard writes it into the folder --output', parsePositiveInt('--claim-shards'))
-    .option('--merge-shards <dir>', 'join the shards of a --shard folder into --output (.jsonl or .safetensors, what one embed of the whole input writes), after checking every shard is there, from the same model, input and settings, rows complete without overlap')
+    .option('--merge-shards <dir>', 'join the shards of a --shard folder into --output (.jsonl or .safetensors, what one embed of the whole input writes), after checking every shard is there, from the same model, input and settings, rows complete without overlap (mine --corpus-embeddings/--query-embeddings and index --embeddings also read the folder itself, without a merge)')
     .option('--text-field <name>', 'the field (JSONL) or column (CSV/TSV) holding the text', 'text')
     .option('--tsv-quoting', TSV_QUOTING_HELP)
     .option('--kind <kind>', "'query' (gets the model's query prompt, Qwen3: Instruct: {task}\\nQuery:) or 'document' (no prompt)", choice('--kind', ['query', 'document']), 'document')
@@ -69,7 +70,7 @@ export function registerEmbed(program: Command): void {
         if (format !== '.jsonl' && format !== '.safetensors') throw new UsageError(`--output must end in .jsonl or .safetensors, got '${flags.output}'`);
         // A folder that does not make one output (missing shard, other model) is a ShardError naming it: exit 1.
         const merged = await mergeShards(flags.mergeShards);
-        writeEmbeddings(flags.output, format, merged.vectors);
+        writeEmbeddings(flags.output, format, merged.vectors, merged.manifest);
         console.error(`merged ${merged.manifest.numShards} shards (${merged.manifest.totalRows} rows, ${merged.manifest.dims} dims) → ${flags.output}`);
         return;
       }
@@ -101,22 +102,27 @@ export function registerEmbed(program: Command): void {
           });
           return { vectors, finish: (what: string) => bar.finish(`embedded ${what} (${tokens} tokens, ${vectors[0]?.length ?? 0} dims) → ${flags.output}`) };
         };
-        if (!sharded) {
-          const { vectors, finish } = embedRows(0, allTexts.length);
-          writeEmbeddings(flags.output, format, vectors);
-          finish(`${allTexts.length} texts`);
-          return;
-        }
         // Everything that changes a vector's bits is in the key, so the merge refuses shards made otherwise.
-        const settings = { kind: flags.kind, instruction: flags.instruction ?? null, dims: flags.dims ?? null, paddingSide: flags.paddingSide ?? null, dtype: flags.dtype, batchSize: flags.batchSize, maxBatchTokens: flags.maxBatchTokens ?? null, maxLength: flags.maxLength ?? null, normalize: flags.normalize !== false };
+        const settings: EmbedSettings = { kind: flags.kind, instruction: flags.instruction ?? null, dims: flags.dims ?? null, paddingSide: flags.paddingSide ?? null, dtype: flags.dtype, batchSize: flags.batchSize, maxBatchTokens: flags.maxBatchTokens ?? null, maxLength: flags.maxLength ?? null, normalize: flags.normalize !== false };
         const common = {
           model: flags.model,
           // The key itself is a JSON of every file's sha256; its own sha256 keeps the entries short.
           modelKey: sha256Hex(modelContentKey(folder, { adapter: flags.adapter, settings })),
+          // The weights alone (the file hashes are remembered from the line above): what mine and index compare.
+          weightsKey: sha256Hex(modelContentKey(folder, { adapter: flags.adapter })),
+          settings,
           input: recordedInput(flags.input),
           inputSha256: fileContentHashes([flags.input])[0]!,
+          textField: flags.textField,
+          tsvQuoting: flags.tsvQuoting ?? false,
           totalRows: allTexts.length,
         };
+        if (!sharded) {
+          const { vectors, finish } = embedRows(0, allTexts.length);
+          writeEmbeddings(flags.output, format, vectors, { ...common, dims: vectors[0]?.length ?? 0 });
+          finish(`${allTexts.length} texts`);
+          return;
+        }
         let next: () => ShardSpec | undefined;
         if (flags.shard) {
           const given = [flags.shard];
@@ -152,18 +158,23 @@ export function registerEmbed(program: Command): void {
 /** How long a --claim-shards worker waits on the group (rendezvous, the final barrier): 6 hours. */
 const CLAIM_TIMEOUT_MS = 6 * 60 * 60 * 1000;
 
-/** The output of `embtune embed` (and of --merge-shards, which must write the same bytes). */
-function writeEmbeddings(output: string, format: string, vectors: readonly Float32Array[]): void {
+/**
+ * The output of `embtune embed` (and of --merge-shards, which must write the same bytes), then its
+ * record. An old record goes first, so a run that fails midway never leaves one describing other vectors.
+ */
+function writeEmbeddings(output: string, format: string, vectors: readonly Float32Array[], source: VectorsSource): void {
+  rmSync(recordFileOf(output), { force: true });
   if (format === '.jsonl') {
     writeJsonl(output, vectors.map((v) => ({ embedding: Array.from(v) })));
-    return;
+  } else {
+    const dim = vectors[0]!.length;
+    const matrix = new Float32Array(vectors.length * dim);
+    vectors.forEach((v, i) => matrix.set(v, i * dim));
+    const tensor = fromTypedArray(matrix, [vectors.length, dim]);
+    saveSafetensors(output, { embeddings: tensor });
+    tensor.dispose();
   }
-  const dim = vectors[0]!.length;
-  const matrix = new Float32Array(vectors.length * dim);
-  vectors.forEach((v, i) => matrix.set(v, i * dim));
-  const tensor = fromTypedArray(matrix, [vectors.length, dim]);
-  saveSafetensors(output, { embeddings: tensor });
-  tensor.dispose();
+  writeEmbeddingsRecord(output, source);
 }
 
 export function choice<T extends string>(flag: string, allowed: readonly T[]) {

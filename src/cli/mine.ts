@@ -95,8 +95,11 @@ export function registerMine(program: Command): void {
     .option('--use-faiss', 'sentence-transformers\' use_faiss (search is exact either way; with --semantics v5 it changes the pool size as v5 does)')
     .addOption(new Option('--search <kind>', "'exact' (blocked inner products, bounded memory) or 'hnsw' (approximate, usearch; for very large corpora)").choices(['exact', 'hnsw']).default('exact'))
     .option('--cache-folder <dir>', 'cache embeddings on disk by (model, prompt, text): a second run over the same texts embeds nothing')
-    .option('--query-embeddings <file>', 'precomputed anchor vectors: JSONL of {"text", "embedding"} (with --corpus-embeddings: no model is loaded)')
-    .option('--corpus-embeddings <file>', 'precomputed document vectors: JSONL of {"text", "embedding"}')
+    .option(
+      '--query-embeddings <file|dir>',
+      'precomputed anchor vectors (with --corpus-embeddings: no model is loaded): JSONL of {"text", "embedding"}; or a shard folder of embed --shard/--claim-shards (read in place, checked as --merge-shards checks it) or an embed output with its OUTPUT.manifest.json, whose rows\' texts are read from the input it records (refused if that file changed since)',
+    )
+    .option('--corpus-embeddings <file|dir>', 'precomputed document vectors, in the same forms as --query-embeddings; recorded query and corpus vectors of different models are refused')
     .option('--swift', 'write ms-swift ≤ 3.8 records {query, response, rejected_response: [...]} instead (labeled-list, n-tuple or triplet output)')
     .addOption(new Option('--on-error <mode>', "a malformed input row: 'stop' or 'skip' (counted and reported)").choices(['stop', 'skip']).default('stop'))
     .option('--tsv-quoting', TSV_QUOTING_HELP)

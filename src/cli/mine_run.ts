@@ -9,6 +9,8 @@ import { loadReranker } from '../embed/cross_encoder.js';
 import { mineHardNegatives, embedderEncoder, rerankerCrossEncoder, type MiningEncoder, type MiningOptions, type MiningResult, type EncodeRequest } from '../mine/index.js';
 import { EmbeddingCache, cachedEmbed, modelContentKey } from '../embed/cache.js';
 import { EmbeddingTable } from '../mine/precomputed.js';
+import { checkSameWeights } from '../embed/shards.js';
+import { openRecordedVectors, recordedTexts, type RecordedVectors } from './vectors.js';
 import { hnswTopK } from '../mine/hnsw.js';
 import type { SearchFunction } from '../mine/options.js';
 import { ProgressBar } from './progress.js';
@@ -111,10 +113,33 @@ async function readCorpus(file: string, column: string, tsvQuoting: boolean | un
   return out;
 }
 
-async function precomputedEncoder(queryFile: string, corpusFile: string): Promise<MiningEncoder> {
-  const queries = await EmbeddingTable.read(queryFile, { label: '--query-embeddings' });
-  const documents = await EmbeddingTable.read(corpusFile, { label: '--corpus-embeddings' });
+async function precomputedEncoder(queryPath: string, corpusPath: string): Promise<MiningEncoder> {
+  const recordedQueries = await openRecordedVectors(queryPath, '--query-embeddings');
+  const recordedDocuments = await openRecordedVectors(corpusPath, '--corpus-embeddings');
+  // Before anything is read. A {"text", "embedding"} table records no model: only two recorded sources compare.
+  if (recordedQueries && recordedDocuments) {
+    checkSameWeights({ label: `--query-embeddings ${queryPath}`, source: recordedQueries.source }, { label: `--corpus-embeddings ${corpusPath}`, source: recordedDocuments.source });
+  }
+  const queries = await precomputedTable(queryPath, '--query-embeddings', 'query', recordedQueries);
+  const documents = await precomputedTable(corpusPath, '--corpus-embeddings', 'document', recordedDocuments);
   if (queries.dim !== documents.dim) throw new UsageError(`--query-embeddings has ${queries.dim}-dimensional vectors, --corpus-embeddings ${documents.dim}`);
+  return precomputedTables(queries, documents);
+}
+
+/**
+ * One side's vectors: recorded ones (a shard folder or an embed output; texts from the input they
+ * record), else a {"text", "embedding"} JSONL table. `kind` is what this side is mined as.
+ */
+async function precomputedTable(path: string, label: string, kind: 'query' | 'document', recorded: RecordedVectors | undefined): Promise<EmbeddingTable> {
+  if (recorded === undefined) return EmbeddingTable.read(path, { label });
+  const embeddedAs = recorded.source.settings?.kind;
+  // Not an error: a symmetric setup may embed both sides alike. But it is rarely what was meant.
+  if (embeddedAs !== undefined && embeddedAs !== kind) process.stderr.write(`warning: ${label} ${path} was embedded with --kind ${embeddedAs}; mining uses these texts as ${kind === 'query' ? 'queries' : 'documents'}\n`);
+  const texts = await recordedTexts(recorded.source, label);
+  return EmbeddingTable.fromRows(texts, await recorded.read(), { label, file: path });
+}
+
+function precomputedTables(queries: EmbeddingTable, documents: EmbeddingTable): MiningEncoder {
   return {
     name: 'precomputed',
     encodeQueries: async (texts) => queries.lookup(texts),

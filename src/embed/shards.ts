@@ -15,6 +15,12 @@
  * written atomically by whichever worker finds itself last, and again by the merge — its content
  * depends only on the entries, so a repeated write is harmless.
  *
+ * The vectors are used where they lie, without a merge: `embtune mine --corpus-embeddings DIR` and
+ * `embtune index --embeddings DIR` read them with readShards (the same checks as the merge) and
+ * take each row's text from the input the entries name, after checking its sha256. A merged (or
+ * whole-file) output carries the same record in `<output>.manifest.json` (EmbeddingsRecord), so it
+ * can be used the same way.
+ *
  * What this is not: bit-equality with a whole-file run under every batching. libtorch's CPU GEMM
  * rounds a row differently when the batch around it has another number of rows (measured here:
  * 583 of 600 AgriEval rows differ by ≤ 6.4e-7 between 3 shards and one run at batch 32, even with
@@ -23,10 +29,11 @@
  * settings are part of the shard's settings, so shards made with different batching do not merge.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../formats/atomic_write.js';
 import { writeFileAtomicAsync } from '../data/atomic_stream.js';
 import { ParquetEncoder, openParquet, readParquetRows } from '../data/parquet.js';
+import { fileContentHashes } from './cache.js';
 
 export const SHARD_MANIFEST_FORMAT = 'embtune-embed-shards/1';
 export const MANIFEST_FILE = 'manifest.json';
@@ -62,16 +69,42 @@ export function shardFileNames(index: number, count: number): { parquet: string;
   return { parquet: `${stem}.parquet`, entry: `${stem}.json` };
 }
 
+/**
+ * The `embtune embed` settings that change a vector's bits (hashed into the model key, recorded as
+ * they were given). A type, not an interface, so that it passes as modelContentKey's settings record.
+ */
+export type EmbedSettings = {
+  kind: 'query' | 'document';
+  instruction: string | null;
+  dims: number | null;
+  paddingSide: 'left' | 'right' | null;
+  dtype: string;
+  batchSize: number;
+  maxBatchTokens: number | null;
+  maxLength: number | null;
+  normalize: boolean;
+};
+
 /** What one shard's entry (and the manifest, for every shard) records. */
 export interface ShardEntry {
   format: typeof SHARD_MANIFEST_FORMAT;
-  /** The model as given (folder or hub id) and the folder it resolved to. */
+  /** The model as given (folder or hub id). */
   model: string;
   /** sha256 of src/embed/cache.ts modelContentKey of the folder (+ adapter + settings): equal bytes and settings, equal key. */
   modelKey: string;
+  /**
+   * sha256 of modelContentKey of the folder and adapter alone (no settings): the weights, whatever
+   * the kind or batching. It is the RAG index's weights fingerprint, and equal for query and
+   * document vectors of one model. Absent in entries written before it was recorded.
+   */
+  weightsKey?: string;
+  settings?: EmbedSettings;
   input: string;
   /** sha256 of the input file's bytes. */
   inputSha256: string;
+  /** How the texts were read from the input (`--text-field`, `--tsv-quoting`); absent: 'text', false. */
+  textField?: string;
+  tsvQuoting?: boolean;
   totalRows: number;
   numShards: number;
   index: number;
@@ -152,6 +185,9 @@ export function checkShards(folder: string): ShardManifest {
     if (e.inputSha256 !== first.inputSha256 || e.totalRows !== first.totalRows) {
       throw new ShardError(`${folder}: ${what} embedded another input (${e.input}, ${e.totalRows} rows) than shard ${first.index}/${first.numShards} (${first.input}, ${first.totalRows} rows)`);
     }
+    if (textFieldOf(e) !== textFieldOf(first) || (e.tsvQuoting ?? false) !== (first.tsvQuoting ?? false)) {
+      throw new ShardError(`${folder}: ${what} read the texts of its input as field '${textFieldOf(e)}'${e.tsvQuoting ? ' (TSV quoting)' : ''}, shard ${first.index}/${first.numShards} as '${textFieldOf(first)}'${first.tsvQuoting ? ' (TSV quoting)' : ''}`);
+    }
     const [start, end] = shardRange(e.totalRows, e.numShards, e.index);
     if (e.start !== start || e.end !== end || e.rows !== end - start) throw new ShardError(`${folder}: ${what} holds rows [${e.start}, ${e.end}) (${e.rows}), expected [${start}, ${end})`);
     if (!existsSync(join(folder, e.file))) throw new ShardError(`${folder}: ${what}'s file ${e.file} is missing`);
@@ -174,8 +210,12 @@ export function checkShards(folder: string): ShardManifest {
     format: SHARD_MANIFEST_FORMAT,
     model: first.model,
     modelKey: first.modelKey,
+    weightsKey: first.weightsKey,
+    settings: first.settings,
     input: first.input,
     inputSha256: first.inputSha256,
+    textField: first.textField,
+    tsvQuoting: first.tsvQuoting,
     totalRows: first.totalRows,
     numShards: first.numShards,
     dims,
@@ -183,8 +223,11 @@ export function checkShards(folder: string): ShardManifest {
   };
 }
 
-/** Every row's vector, in input order, from a checked shard folder; writes its manifest.json. */
-export async function mergeShards(folder: string): Promise<{ manifest: ShardManifest; vectors: Float32Array[] }> {
+/**
+ * Every row's vector, in input order, from a checked shard folder (checkShards), without writing
+ * anything: mine and index read a folder that may be another machine's, or read-only.
+ */
+export async function readShards(folder: string): Promise<{ manifest: ShardManifest; vectors: Float32Array[] }> {
   const manifest = checkShards(folder);
   const vectors = new Array<Float32Array>(manifest.totalRows);
   for (const shard of manifest.shards) {
@@ -199,11 +242,100 @@ export async function mergeShards(folder: string): Promise<{ manifest: ShardMani
       expected++;
     }
   }
-  writeJsonAtomic(join(folder, MANIFEST_FILE), manifest);
   return { manifest, vectors };
+}
+
+/** Every row's vector, in input order, from a checked shard folder; writes its manifest.json. */
+export async function mergeShards(folder: string): Promise<{ manifest: ShardManifest; vectors: Float32Array[] }> {
+  const merged = await readShards(folder);
+  writeJsonAtomic(join(folder, MANIFEST_FILE), merged.manifest);
+  return merged;
 }
 
 /** The input path as recorded in entries (absolute, so entries made from different folders agree). */
 export function recordedInput(input: string): string {
   return resolve(input);
+}
+
+function textFieldOf(source: Pick<ShardEntry, 'textField'>): string {
+  return source.textField ?? 'text';
+}
+
+// ------------------------------------------------------------------ the vectors' provenance
+
+/** What made a set of vectors, and from which rows: a shard folder's manifest or an embed output's record, less the shard layout. */
+export type VectorsSource = Omit<ShardManifest, 'format' | 'numShards' | 'shards'>;
+
+export const EMBEDDINGS_RECORD_FORMAT = 'embtune-embeddings/1';
+
+/** `<output>.manifest.json`: the record `embtune embed` writes beside a whole-file or merged output. */
+export type EmbeddingsRecord = VectorsSource & { format: typeof EMBEDDINGS_RECORD_FORMAT; file: string };
+
+/** Where the record of an embed output lives. */
+export function recordFileOf(output: string): string {
+  return `${output}.manifest.json`;
+}
+
+/** Writes the record of the embed output `output` (after the output itself, so a record never describes a file not yet written). */
+export function writeEmbeddingsRecord(output: string, source: VectorsSource): void {
+  const record: EmbeddingsRecord = { format: EMBEDDINGS_RECORD_FORMAT, file: basename(output), ...pickSource(source) };
+  writeJsonAtomic(recordFileOf(output), record);
+}
+
+/** The record beside an embed output, or undefined when there is none. */
+export function readEmbeddingsRecord(output: string): EmbeddingsRecord | undefined {
+  const path = recordFileOf(output);
+  if (!existsSync(path)) return undefined;
+  const value = JSON.parse(readFileSync(path, 'utf8')) as EmbeddingsRecord;
+  if (value.format !== EMBEDDINGS_RECORD_FORMAT) throw new ShardError(`${path}: not an embtune embeddings record (format ${JSON.stringify(value.format)}, expected ${EMBEDDINGS_RECORD_FORMAT})`);
+  return value;
+}
+
+/** The source fields of a manifest or record, in one order (the shard layout dropped). */
+export function pickSource(source: VectorsSource): VectorsSource {
+  const { model, modelKey, weightsKey, settings, input, inputSha256, textField, tsvQuoting, totalRows, dims } = source;
+  return { model, modelKey, weightsKey, settings, input, inputSha256, textField, tsvQuoting, totalRows, dims };
+}
+
+/** How the texts of the vectors' rows are read from their input: the field and TSV quoting `embtune embed` used. */
+export function textReading(source: VectorsSource): { textField: string; tsvQuoting: boolean } {
+  return { textField: textFieldOf(source), tsvQuoting: source.tsvQuoting ?? false };
+}
+
+/**
+ * Checks that `file` (default: the input the vectors record) is, byte for byte, the input the
+ * vectors were embedded from, so that row k of the vectors is row k of the file. `label` names
+ * the vectors in the message (the flag that gave them). Throws a ShardError naming the file.
+ */
+export function checkVectorsInput(source: VectorsSource, label: string, file: string = source.input): void {
+  const recorded = resolve(file) === resolve(source.input);
+  if (!existsSync(file)) {
+    throw new ShardError(`${label}: ${file}, the input the vectors were embedded from (their rows' texts), is missing`);
+  }
+  const sha = fileContentHashes([file])[0]!;
+  if (sha === source.inputSha256) return;
+  const hashes = `sha256 ${sha.slice(0, 12)}…, recorded ${source.inputSha256.slice(0, 12)}…`;
+  throw new ShardError(
+    recorded
+      ? `${label}: ${file} changed since the vectors were embedded from it (${hashes}): its rows no longer match the vectors; embed it again`
+      : `${label}: ${file} is not the input the vectors were embedded from (${source.input}; ${hashes}): rows are matched by position, so the file must be the same`,
+  );
+}
+
+/** The model the vectors came from, for messages: as given, and its weights key. */
+export function describeVectorsModel(source: VectorsSource): string {
+  return `${source.model}${source.weightsKey ? ` [weights ${source.weightsKey.slice(0, 12)}]` : ''}`;
+}
+
+/**
+ * Refuses two sets of vectors from different weights (query vectors of one model against document
+ * vectors of another would be compared as if they shared a space). Compared by weights key when
+ * both record one; else by the model as given.
+ */
+export function checkSameWeights(a: { label: string; source: VectorsSource }, b: { label: string; source: VectorsSource }): void {
+  const same = a.source.weightsKey && b.source.weightsKey ? a.source.weightsKey === b.source.weightsKey : a.source.model === b.source.model;
+  if (same) return;
+  throw new ShardError(
+    `${a.label} holds vectors of ${describeVectorsModel(a.source)}, ${b.label} of ${describeVectorsModel(b.source)}: vectors of different models cannot be compared; embed both with one model`,
+  );
 }

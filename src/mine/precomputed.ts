@@ -1,7 +1,9 @@
 /**
  * Precomputed embeddings for mining without a model (`--query-embeddings FILE`,
  * `--corpus-embeddings FILE`): vectors that came from another service (an OpenAI-compatible or
- * TEI endpoint, an earlier run). Each file is JSONL of `{"text": string, "embedding": number[]}`.
+ * TEI endpoint, an earlier run). Each file is JSONL of `{"text": string, "embedding": number[]}`;
+ * a shard folder of `embtune embed --shard` (or its merged output) becomes a table through
+ * `fromRows`, its texts read from the input it records (src/cli/vectors.ts).
  *
  * The table is strict, because a silent gap would mine against the wrong vectors: every line
  * has the same dimension (else file:line names the first line that differs), a text listed twice
@@ -60,6 +62,25 @@ export class EmbeddingTable {
     }
     if (dim === undefined) throw new Error(`${file}: no embeddings (the file has no JSON lines)`);
     return new EmbeddingTable(file, options.label ?? file, dim, vectors);
+  }
+
+  /**
+   * A table from texts and their vectors, row for row: a shard folder's vectors (src/embed/shards.ts)
+   * and the texts of the input they were embedded from. A text that repeats keeps its first row's
+   * vector: `embed` batches rows, and the same text in another batch may differ by float32 rounding,
+   * which is no conflict between sources as a repeated line of a JSONL table would be.
+   */
+  static fromRows(texts: readonly string[], vectors: readonly Float32Array[], options: PrecomputedOptions & { file: string }): EmbeddingTable {
+    const label = options.label ?? options.file;
+    if (texts.length !== vectors.length) throw new Error(`${label} (${options.file}): ${vectors.length} vectors for ${texts.length} texts`);
+    const dim = vectors[0]?.length ?? 0;
+    if (dim === 0) throw new Error(`${label} (${options.file}): no embeddings`);
+    const table = new Map<string, Float32Array>();
+    texts.forEach((text, row) => {
+      if (vectors[row]!.length !== dim) throw new Error(`${label} (${options.file}): row ${row} has ${vectors[row]!.length} dimensions, row 0 has ${dim}`);
+      if (!table.has(text)) table.set(text, vectors[row]!);
+    });
+    return new EmbeddingTable(options.file, label, dim, table);
   }
 
   /** Number of distinct texts. */

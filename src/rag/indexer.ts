@@ -6,7 +6,9 @@
  * written in chunks, so an interrupted run keeps what it finished and the next run goes on from there.
  *
  * Documents are embedded as documents (no instruction, REFERENCE §5.1); queries get the query
- * instruction at search time (search.ts).
+ * instruction at search time (search.ts). Precomputed vectors (`vectors`, one per document: a
+ * shard folder of `embtune embed --shard`) take the embedder's place and go through the same
+ * incremental steps, so only new and changed documents are written.
  */
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
@@ -30,8 +32,10 @@ export interface IndexDocumentsOptions {
   /** The index folder (created if missing). */
   db: string;
   docs: readonly RagDocument[];
-  /** Embeds the documents (an Embedder, or anything with its `embed`). */
-  embedder: DocumentEncoder;
+  /** Embeds the documents (an Embedder, or anything with its `embed`); not used when `vectors` are given. */
+  embedder?: DocumentEncoder;
+  /** Precomputed vectors, `vectors[i]` being `docs[i]`'s: used instead of embedding (the caller checks they came from `identity`'s model). */
+  vectors?: readonly Float32Array[];
   identity: IndexIdentity;
   /** Metadata fields stored as columns (the documents carry their values). */
   metadataFields?: readonly string[];
@@ -92,6 +96,7 @@ export function identityOf(embedder: Embedder, model: string, opts: { adapter?: 
 
 export async function indexDocuments(opts: IndexDocumentsOptions): Promise<IndexReport> {
   const started = performance.now();
+  const embedChunk = chunkEncoder(opts);
   const record: IndexRecord = {
     format: RECORD_FORMAT,
     identity: opts.identity,
@@ -110,11 +115,7 @@ export async function indexDocuments(opts: IndexDocumentsOptions): Promise<Index
     let tokens = 0;
     for (let start = 0; start < changed.length; start += chunkSize) {
       const chunk = changed.slice(start, start + chunkSize);
-      let chunkTokens = 0;
-      const vectors = opts.embedder.embed(
-        chunk.map((d) => d.text),
-        { kind: 'document', batchSize: opts.batchSize, maxBatchTokens: opts.maxBatchTokens, onProgress: (p) => (chunkTokens = p.tokens) },
-      );
+      const { vectors, tokens: chunkTokens } = embedChunk(chunk);
       await store.upsert(chunk, vectors);
       done += chunk.length;
       tokens += chunkTokens;
@@ -135,4 +136,23 @@ export async function indexDocuments(opts: IndexDocumentsOptions): Promise<Index
   } finally {
     store.close();
   }
+}
+
+/** The vectors of a chunk of documents, and the tokens embedding them took: embedded, or looked up among precomputed ones. */
+function chunkEncoder(opts: IndexDocumentsOptions): (chunk: readonly RagDocument[]) => { vectors: readonly Float32Array[]; tokens: number } {
+  const { vectors, embedder } = opts;
+  if (vectors !== undefined) {
+    if (vectors.length !== opts.docs.length) throw new Error(`indexDocuments: ${vectors.length} precomputed vectors for ${opts.docs.length} documents`);
+    const position = new Map(opts.docs.map((doc, i) => [doc, i]));
+    return (chunk) => ({ vectors: chunk.map((doc) => vectors[position.get(doc)!]!), tokens: 0 });
+  }
+  if (embedder === undefined) throw new Error('indexDocuments: give an embedder or precomputed vectors');
+  return (chunk) => {
+    let tokens = 0;
+    const out = embedder.embed(
+      chunk.map((d) => d.text),
+      { kind: 'document', batchSize: opts.batchSize, maxBatchTokens: opts.maxBatchTokens, onProgress: (p) => (tokens = p.tokens) },
+    );
+    return { vectors: out, tokens };
+  };
 }

@@ -253,7 +253,8 @@ function readRecord(folder: string, schema: Schema): IndexRecord {
   return record;
 }
 
-function describeIdentity(id: IndexIdentity): string {
+/** The model and adapter of an identity, for messages. */
+export function describeIdentity(id: IndexIdentity): string {
   return `model ${id.modelFolder}${id.adapter ? ` with adapter ${id.adapter}` : ' (no adapter)'}${id.fingerprint ? ` [weights ${id.fingerprint.slice(0, 12)}]` : ''}`;
 }
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { openParquet, readParquetRows } from '../../src/data/parquet.js';
-import { mergeShards, parseShardSpec, shardRange, writeShard, type ShardManifest } from '../../src/embed/shards.js';
+import { mergeShards, parseShardSpec, readShards, shardRange, writeShard, type ShardManifest } from '../../src/embed/shards.js';
 import { FIXTURES, freePort, ROOT, SHARED } from '../helpers.js';
 
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -137,6 +137,29 @@ test('writeShard/mergeShards: an empty shard (2 rows over 3 shards) merges, a ra
     // Shard 1 claims rows [0, 2): it overlaps shard 0 and is not datasets' range.
     await writeShard(dir, { ...base, index: 1, start: 0, end: 2 }, rows);
     await assert.rejects(mergeShards(dir), /shard 1\/3 holds rows \[0, 2\) \(2\), expected \[1, 2\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('readShards reads a checked folder in place, writing nothing; shards that read another text field of the input are refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embtune-shards-read-'));
+  try {
+    const base = { model: 'm', modelKey: 'k', weightsKey: 'w', input: '/in.jsonl', inputSha256: 'h', textField: 'body', tsvQuoting: false, totalRows: 3, numShards: 2 };
+    const rows = [Float32Array.of(1, 2), Float32Array.of(3, 4), Float32Array.of(5, 6)];
+    for (const index of [0, 1]) {
+      const [start, end] = shardRange(3, 2, index);
+      await writeShard(dir, { ...base, index, start, end }, rows.slice(start, end));
+    }
+    unlinkSync(join(dir, 'manifest.json'));
+    const { manifest, vectors } = await readShards(dir);
+    assert.deepEqual(vectors, rows);
+    assert.equal(manifest.textField, 'body');
+    assert.equal(manifest.weightsKey, 'w');
+    assert.equal(existsSync(join(dir, 'manifest.json')), false, 'reading a folder leaves it as it was');
+    // Shard 1 redone reading the input's 'text' field: other texts for the same rows.
+    await writeShard(dir, { ...base, textField: 'text', index: 1, start: 2, end: 3 }, rows.slice(2));
+    await assert.rejects(readShards(dir), /shard 1\/2 read the texts of its input as field 'text', shard 0\/2 as 'body'/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -28,6 +28,17 @@ test('EmbeddingTable reads a JSONL table and looks texts up in order, as vectors
     assert.ok(table.has('wheat') && !table.has('rice'));
   }));
 
+test('EmbeddingTable.fromRows pairs texts with vectors row by row (a shard folder and its input); a repeated text keeps its first row; unequal counts or widths are errors', () => {
+  const table = EmbeddingTable.fromRows(['a', 'b', 'a'], [Float32Array.of(1, 0), Float32Array.of(0, 1), Float32Array.of(1, 1e-7)], { label: '--corpus-embeddings', file: '/shards' });
+  assert.equal(table.dim, 2);
+  assert.equal(table.size, 2);
+  // The same text in another batch may differ by float32 rounding: the first row's vector is kept, no error.
+  assert.deepEqual(table.lookup(['a', 'b']), [Float32Array.of(1, 0), Float32Array.of(0, 1)]);
+  assert.throws(() => table.lookup(['c']), /^Error: --corpus-embeddings \(\/shards\) has no embedding for 1 of the 1 texts needed: "c"$/);
+  assert.throws(() => EmbeddingTable.fromRows(['a'], [], { file: '/shards' }), /\/shards \(\/shards\): 0 vectors for 1 texts/);
+  assert.throws(() => EmbeddingTable.fromRows(['a', 'b'], [Float32Array.of(1, 0), Float32Array.of(1)], { label: 'L', file: '/shards' }), /L \(\/shards\): row 1 has 1 dimensions, row 0 has 2/);
+});
+
 test('a text the table lacks is an error naming the first missing texts and their count', () =>
   withTable([{ text: 'a', embedding: [1] }], async (path) => {
     const table = await EmbeddingTable.read(path, { label: '--query-embeddings' });
