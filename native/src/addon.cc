@@ -250,21 +250,30 @@ void ThrowOpError(const Args& args, const char* op, const std::string& why) {
 
 namespace {
 
-void SetOpenBlasThreads(int n) {
-  // Debian's libtorch does its BLAS through whatever provides libblas.so.3 (OpenBLAS when
-  // installed), and at::set_num_threads does not govern OpenBLAS's own pool. The library is a
-  // dependency of libtorch, loaded in the addon's local scope, so look it up by name.
-  using SetFn = void (*)(int);
+// An OpenBLAS function by name. Debian's libtorch does its BLAS through whatever provides
+// libblas.so.3 (OpenBLAS when installed), and at::set_num_threads does not govern OpenBLAS's own
+// pool. The library is a dependency of libtorch, loaded in the addon's local scope, so look it up
+// by name; nullptr when the BLAS is not OpenBLAS.
+void* OpenBlasSymbol(const char* name) {
   for (const char* lib : {"libopenblas.so.0", "libblas.so.3"}) {
     void* handle = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD);
     if (handle == nullptr) continue;
-    auto fn = reinterpret_cast<SetFn>(dlsym(handle, "openblas_set_num_threads"));
+    void* fn = dlsym(handle, name);
     dlclose(handle);
-    if (fn != nullptr) {
-      fn(n);
-      return;
-    }
+    if (fn != nullptr) return fn;
   }
+  return nullptr;
+}
+
+void SetOpenBlasThreads(int n) {
+  if (auto fn = reinterpret_cast<void (*)(int)>(OpenBlasSymbol("openblas_set_num_threads"))) fn(n);
+}
+
+// OpenBLAS's pool size: one for the whole process (libtorch's intra-op count is per thread under
+// OpenMP). -1 when the BLAS is not OpenBLAS.
+int OpenBlasThreads() {
+  auto fn = reinterpret_cast<int (*)()>(OpenBlasSymbol("openblas_get_num_threads"));
+  return fn != nullptr ? fn() : -1;
 }
 
 int CudaDeviceCount() { return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0; }
@@ -340,6 +349,7 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   });
   Def(env, exports, "parallelInfo", [](Args&) { return at::get_parallel_info(); });
   Def(env, exports, "getNumThreads", [](Args&) { return static_cast<int64_t>(at::get_num_threads()); });
+  Def(env, exports, "blasNumThreads", [](Args&) { return static_cast<int64_t>(OpenBlasThreads()); });
   Def(env, exports, "setNumThreads", [](Args& a) {
     int64_t n = a.i64(0);
     if (n < 1 || n > 65536) throw std::invalid_argument("setNumThreads needs 1 <= n <= 65536, got " + std::to_string(n));

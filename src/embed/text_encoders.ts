@@ -4,8 +4,7 @@
  * loads them alone on its tokenization thread (src/serve/tokenizer_worker.ts, as TEI tokenizes
  * beside its model backend), so the model thread only computes.
  */
-import { DEFAULT_QWEN3_TASK, describeModel, type EmbeddingModelInfo } from '../models/registry.js';
-import { readConfig } from '../models/weights.js';
+import { DEFAULT_QWEN3_TASK, describeModel, readConfig, type EmbeddingModelInfo } from '../models/model_info.js';
 import { loadTokenizer, type Tokenizer, type TokenIds } from '../tokenizers/index.js';
 
 export type TextKind = 'query' | 'document';

@@ -9,14 +9,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { F, Tensor, checkDevice, dispose, emptyCache, keep, tidy, type DType } from '../torch/index.js';
+import { ModelLoadError, readConfig } from './model_info.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SafetensorsCheckpoint } from '../formats/checkpoint.js';
 
-export class ModelLoadError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ModelLoadError';
-  }
-}
+export { ModelLoadError, readConfig } from './model_info.js';
 
 export interface NameRules {
   /** Prefixes removed from checkpoint names, first match wins (e.g. `model.`, `bert.`). */
@@ -150,15 +146,6 @@ function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'bfloat16' || dtype === 'float16' || dtype === 'float64';
 }
 
-export function readConfig<T>(folder: string): T {
-  const path = join(folder, 'config.json');
-  if (!existsSync(path)) throw new ModelLoadError(`${folder}: no config.json (is this a Hugging Face model folder?)`);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (err) {
-    throw new ModelLoadError(`${path}: not valid JSON (${(err as Error).message})`);
-  }
-}
 
 /** Reads config.json and the weights of a folder and builds a model over them; the weights are freed if the build fails. */
 export function loadModelFolder<C, M>(folder: string, rules: NameRules, dtype: DType, build: (config: C, weights: WeightStore) => M, device: string = 'cpu'): M {

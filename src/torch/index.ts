@@ -21,6 +21,7 @@ export {
   blasLibrary,
   cuda,
   cpuHasBf16,
+  blasNumThreads,
   defaultNumThreads,
   getNumThreads,
   libtorchPath,

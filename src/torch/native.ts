@@ -43,6 +43,7 @@ export interface NativeTorch {
   parallelInfo(): string;
   getNumThreads(): number;
   setNumThreads(n: number): void;
+  blasNumThreads(): number;
   manualSeed(seed: number | bigint): void;
   getRngState(device?: string): H;
   setRngState(state: H, device?: string): boolean;

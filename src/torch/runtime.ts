@@ -1,6 +1,7 @@
 /** What libtorch this is and where it runs: version, devices, threads. */
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 import { native, type AllocatorStats } from './native.js';
 
 export function libtorchVersion(): string {
@@ -31,6 +32,15 @@ export function parallelInfo(): string {
 
 export function getNumThreads(): number {
   return native.getNumThreads();
+}
+
+/**
+ * OpenBLAS's thread pool size, or undefined when the BLAS is not OpenBLAS. One for the whole
+ * process, where libtorch's intra-op count (`getNumThreads`) is per thread under OpenMP.
+ */
+export function blasNumThreads(): number | undefined {
+  const n = native.blasNumThreads();
+  return n > 0 ? n : undefined;
 }
 
 /** Threads for libtorch's intra-op parallelism (and OpenBLAS's, which libtorch does not govern). */
@@ -112,9 +122,15 @@ export function emptyCache(): void {
 }
 
 let configured = false;
-/** Applies the default thread count once, when the engine is first loaded. */
+/**
+ * Applies the default thread count once, when the engine is first loaded — by the main thread
+ * only. The setting is process-wide (libtorch's and OpenBLAS's pools): a worker thread loading
+ * the engine later must not undo what another thread chose (the server's model worker sets
+ * `--threads` itself; a reset to the default from another thread made it compute with the wrong
+ * count, and OpenBLAS round differently, whenever that thread loaded last).
+ */
 export function configureDefaults(): void {
-  if (configured) return;
+  if (configured || !isMainThread) return;
   configured = true;
   setNumThreads(defaultNumThreads());
 }

@@ -95,3 +95,22 @@ test('the caching allocator serves large tensors to two threads at once without 
   assert.equal(bad, 0);
   assert.equal(await pending, 0);
 });
+
+test("a worker thread loading the engine leaves the process's BLAS threads as another thread set them", async () => {
+  // OpenBLAS's pool is process-wide (libtorch's intra-op count is per thread under OpenMP): the
+  // server's model worker sets --threads, and its tokenizer or chat thread loading the engine
+  // afterwards must not reset the pool to the default.
+  const blas = torch.blasNumThreads();
+  if (blas === undefined) return; // not OpenBLAS: nothing process-wide to keep
+  const before = torch.getNumThreads();
+  try {
+    torch.setNumThreads(1);
+    assert.equal(torch.blasNumThreads(), 1);
+    assert.equal(await inWorker<number>('return torch.blasNumThreads();'), 1, 'loading the engine in a worker kept it');
+    assert.equal(torch.blasNumThreads(), 1);
+    assert.equal(await inWorker<number>('torch.setNumThreads(2); return torch.blasNumThreads();'), 2, 'a worker may still set it on purpose');
+    assert.equal(torch.blasNumThreads(), 2);
+  } finally {
+    torch.setNumThreads(before);
+  }
+});
