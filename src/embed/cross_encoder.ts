@@ -23,7 +23,6 @@ import { Reranker, type Ranked, type RerankOptions } from './reranker.js';
 export { longestFirstLengths } from './text_encoders.js';
 
 export class BertCrossEncoder {
-  readonly #sep: number;
   readonly #adapters: AdapterSlot;
   /** Pairs → token ids (`[CLS] q [SEP] d [SEP]`, cut `longest_first`). */
   readonly pairs: BertPairs;
@@ -34,7 +33,6 @@ export class BertCrossEncoder {
   ) {
     this.#adapters = new AdapterSlot(model);
     this.pairs = new BertPairs(tokenizer, model.config.max_position_embeddings);
-    this.#sep = this.pairs.sep;
     const classifier = model.weights.has('classifier.weight') ? model.weights.get('classifier.weight') : undefined;
     if (!classifier || !model.weights.has('classifier.bias') || !model.weights.has('pooler.dense.weight')) {
       throw new Error(`${model.weights.source}: not a cross-encoder: BertForSequenceClassification's pooler.dense and classifier weights are missing`);
@@ -71,7 +69,7 @@ export class BertCrossEncoder {
 
   /** Tokens one pair may have: the model's positions (BERT 512). */
   get maxLength(): number {
-    return this.model.config.max_position_embeddings;
+    return this.pairs.maxLength;
   }
 
   /** `[CLS] query [SEP] document [SEP]`, cut to `maxLength` (default the model's) as `longest_first` cuts. */
@@ -112,7 +110,7 @@ export class BertCrossEncoder {
   private tokenTypes(rows: TokenIds[], length: number): Tensor {
     const types = new BigInt64Array(rows.length * length);
     rows.forEach((row, r) => {
-      const firstSep = row.indexOf(this.#sep);
+      const firstSep = row.indexOf(this.pairs.sep);
       for (let t = firstSep + 1; t < row.length; t++) types[r * length + t] = 1n;
     });
     return fromTypedArray(types, [rows.length, length], { device: this.model.device });

@@ -5,13 +5,11 @@
 import type { DType, Tensor } from '../torch/index.js';
 import { BertModel } from './bert.js';
 import { Qwen3Model } from './qwen3.js';
-import type { PoolingMode } from './pooling.js';
 import type { ForwardOptions } from './forward.js';
 import type { LinearAdapter, LinearModule, WeightStore } from './weights.js';
 import { describeModel, type EmbeddingModelInfo, type ModelFamily } from './model_info.js';
 
 export { DEFAULT_QWEN3_TASK, describeModel, type EmbeddingModelInfo, type ModelFamily } from './model_info.js';
-
 
 /**
  * A model whose Linear layers can carry an adapter (src/models/lora): it lists them, holds its

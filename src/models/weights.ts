@@ -6,7 +6,7 @@
  * (`cls.*`) are ignored. A missing or misshapen tensor is an error that names it and the folder.
  * Pickle checkpoints (`pytorch_model.bin`) are refused: unpickling runs arbitrary code.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { F, Tensor, checkDevice, dispose, emptyCache, keep, tidy, type DType } from '../torch/index.js';
 import { ModelLoadError, readConfig } from './model_info.js';
@@ -145,7 +145,6 @@ export function loadWeights(folder: string, rules: NameRules, dtype: DType = 'fl
 function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'bfloat16' || dtype === 'float16' || dtype === 'float64';
 }
-
 
 /** Reads config.json and the weights of a folder and builds a model over them; the weights are freed if the build fails. */
 export function loadModelFolder<C, M>(folder: string, rules: NameRules, dtype: DType, build: (config: C, weights: WeightStore) => M, device: string = 'cpu'): M {

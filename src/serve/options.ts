@@ -39,6 +39,14 @@ export interface ServeLimits {
   rerankBatchSize: number;
 }
 
+/**
+ * The token limits the server enforces: the flags', within the served models' own (undefined: no
+ * such model). The tokenizer worker refuses or cuts by them; the model worker reports them in /info.
+ */
+export function tokenLimits(limits: Pick<ServeLimits, 'maxInputLength' | 'rerankMaxLength'>, embeddingMax: number | undefined, rerankerMax: number | undefined): { embed: number; rerank: number } {
+  return { embed: Math.min(limits.maxInputLength ?? Infinity, embeddingMax ?? Infinity), rerank: Math.min(limits.rerankMaxLength, rerankerMax ?? Infinity) };
+}
+
 export interface ServeOptions {
   model: ModelSpec | undefined;
   reranker: ModelSpec | undefined;

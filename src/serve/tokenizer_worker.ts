@@ -14,6 +14,7 @@ import { EmbeddingText, loadPairEncoder, type PairEncoder } from '../embed/text_
 import type { Tokenizer, TokenIds } from '../tokenizers/index.js';
 import { lowerPriority } from './thread_priority.js';
 import { Refusal, jobError } from './refusal.js';
+import { tokenLimits } from './options.js';
 import type { DecodeJob, EmbedJob, FromTokenizer, RerankJob, TokenInfo, TokenizeJob, TokenizerInit, ToModel, ToWorker } from './protocol.js';
 
 
@@ -41,9 +42,7 @@ function toModel(message: ToModel): void {
 async function load(): Promise<Encoders> {
   const embedding = init.embedding ? await EmbeddingText.load(init.embedding.folder) : undefined;
   const pairs = init.reranker ? await loadPairEncoder(init.reranker.folder) : undefined;
-  // The same limits the model worker reports in /info (worker.ts).
-  const embedLimit = Math.min(init.limits.maxInputLength ?? Infinity, embedding?.info.maxLength ?? Infinity);
-  const rerankLimit = Math.min(init.limits.rerankMaxLength, pairs?.maxLength ?? Infinity);
+  const { embed: embedLimit, rerank: rerankLimit } = tokenLimits(init.limits, embedding?.info.maxLength, pairs?.maxLength);
   return { embedding, pairs, embedLimit, rerankLimit };
 }
 

@@ -16,9 +16,9 @@ import { defaultNumThreads, getNumThreads, setNumThreads } from '../torch/index.
 import type { TokenIds } from '../tokenizers/index.js';
 import { BatchQueue, type Queued } from './batch_queue.js';
 import { lowerPriority } from './thread_priority.js';
+import { tokenLimits } from './options.js';
 import { Refusal, jobError } from './refusal.js';
 import type { BatchStats, EmbedJob, FromWorker, LoadedModels, RerankJob, TokenizedJob, ToModel, WorkerInit } from './protocol.js';
-
 
 interface Models {
   embedder: Embedder | undefined;
@@ -83,8 +83,7 @@ async function load(): Promise<Models> {
     if (!entry.embedding && !entry.reranker) throw new Error(`--adapter ${spec.name}=${spec.dir} fits no served model (${why.join('; ') || 'no model is served'})`);
     adapters.set(spec.name, entry);
   }
-  const embedLimit = Math.min(init.limits.maxInputLength ?? Infinity, embedder?.info.maxLength ?? Infinity);
-  const rerankLimit = Math.min(init.limits.rerankMaxLength, reranker?.maxLength ?? Infinity);
+  const { embed: embedLimit, rerank: rerankLimit } = tokenLimits(init.limits, embedder?.info.maxLength, reranker?.maxLength);
   // The width, from one probe text (what every pooled output is).
   const dims = embedder ? embedder.embed(['.'])[0]!.length : 0;
   return { embedder, reranker, adapters, embedLimit, rerankLimit, dims };
@@ -244,11 +243,7 @@ function onMessage(message: ToModel): void {
     if (queue.size === 0 && !draining) finishClose();
     return;
   }
-  const { job, id } = message.tokenized;
-  if ((job.op === 'embed' && !models.embedder) || (job.op === 'rerank' && !models.reranker)) {
-    refuse(id, new Refusal(400, 'validation', `no ${job.op === 'embed' ? 'embedding model' : 'reranker'} is served`));
-    return;
-  }
+  // The tokenizer worker has already refused jobs for a model that is not served.
   enqueue(message.tokenized);
 }
 

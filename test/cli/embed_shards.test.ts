@@ -7,8 +7,6 @@
 // be compared bit for bit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,31 +14,18 @@ import * as torch from '../../src/torch/index.js';
 import { loadSafetensors } from '../../src/formats/safetensors.js';
 import { openParquet, readParquetRows } from '../../src/data/parquet.js';
 import { mergeShards, parseShardSpec, readShards, shardRange, writeShard, type ShardManifest } from '../../src/embed/shards.js';
-import { FIXTURES, freePort, ROOT, SHARED } from '../helpers.js';
+import { FIXTURES, SHARED, freePort, runCli, type CliRun } from '../helpers.js';
 
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const QWEN = join(FIXTURES, 'models/qwen3-tiny');
 const BERT = join(FIXTURES, 'models/bert-tiny');
 const CORPUS = join(SHARED, 'data/zh_agri/agrieval/beir/corpus.jsonl');
 const ROWS = 600;
 
-interface Run {
-  status: number | null;
-  stderr: string;
+function embtuneWith(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<CliRun> {
+  return runCli(args, extra);
 }
 
-/** One CLI process (one thread each: the workers share the machine's 2 cores), with extra environment. */
-function embtuneWith(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, EMBTUNE_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', HF_HUB_OFFLINE: '1', ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stderr }));
-  });
-}
-
-function embtune(...args: string[]): Promise<Run> {
+function embtune(...args: string[]): Promise<CliRun> {
   return embtuneWith({}, ...args);
 }
 
