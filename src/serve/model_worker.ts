@@ -29,6 +29,16 @@ export class ServeError extends Error {
   }
 }
 
+/**
+ * What `run` listens to for a client that went away: an AbortSignal, or the HTTP thread's
+ * lighter ClientGone (context.ts).
+ */
+export interface Cancellation {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 interface Pending {
   resolve: (value: never) => void;
   reject: (err: Error) => void;
@@ -111,8 +121,9 @@ export class ModelWorker extends EventEmitter<{ batch: [BatchStats] }> {
   }
 
   /** Runs a job; `signal` aborts it (the client disconnected): the promise then rejects at once. */
-  run<J extends Job>(job: J, signal?: AbortSignal): Promise<JobResult<J>> {
+  run<J extends Job>(job: J, signal?: Cancellation): Promise<JobResult<J>> {
     if (!this.#healthy) return Promise.reject(new ServeError(503, 'unhealthy', 'the model worker is not running'));
+    if (signal?.aborted) return Promise.reject(new ServeError(499, 'cancelled', 'the client closed the connection'));
     const id = this.#nextId++;
     return new Promise<JobResult<J>>((resolve, reject) => {
       const onAbort = () => {
@@ -130,7 +141,7 @@ export class ModelWorker extends EventEmitter<{ batch: [BatchStats] }> {
           reject(err);
         },
       });
-      signal?.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort);
       this.#send({ type: 'job', id, job });
     });
   }

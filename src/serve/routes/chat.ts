@@ -116,11 +116,11 @@ export function chatRoute(rag: RagServing): RouteModule {
         const chat = rag.chat;
         if (!chat) throw new ServeError(400, 'validation', 'no chat model is configured: start the server with --llm-model-dir DIR or --llm-url URL --llm-model NAME', 'model');
         const body = request.body;
-        const signal = clientGone(request, reply);
+        const gone = clientGone(request, reply);
         const { question, history, system } = conversation(body.messages);
         // Five passages unless the request says (as embtune ask): a chat prompt is bounded by the model's context.
         const settings = body.rag === false ? undefined : { ...body.rag, top_k: body.rag?.top_k ?? 5 };
-        const search = settings === undefined ? undefined : await searchWithWorker(ctx, rag, retrievalRequest(ctx, question, settings), signal);
+        const search = settings === undefined ? undefined : await searchWithWorker(ctx, rag, retrievalRequest(ctx, question, settings), gone);
         const messages = search ? ragMessages(question, search.hits, { systemPrompt: system }, history) : body.messages;
         const generation: ChatRequest = chatRequest(messages, {
           maxTokens: body.max_completion_tokens ?? body.max_tokens,
@@ -131,7 +131,7 @@ export function chatRoute(rag: RagServing): RouteModule {
           stop: typeof body.stop === 'string' ? [body.stop] : body.stop,
           seed: body.seed,
           enableThinking: body.chat_template_kwargs?.enable_thinking ?? false,
-          signal,
+          signal: gone.signal,
         });
         const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
         const created = Math.floor(Date.now() / 1000);

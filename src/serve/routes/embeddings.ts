@@ -9,7 +9,7 @@
 import { endianness } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { checkBatchSize, clientGone, resolveAdapter, timingHeaders, type ServeContext } from '../context.js';
-import { ServeError } from '../model_worker.js';
+import { ServeError, type Cancellation } from '../model_worker.js';
 import type { EmbedJob, EmbedResult } from '../protocol.js';
 import type { RouteModule } from '../server.js';
 import { DIMENSIONS, EMBED_INPUT, PROMPT_NAME, TRUNCATION_DIRECTION, inputList, side, type RawEmbedInput } from './schemas.js';
@@ -79,7 +79,7 @@ export function base64Float32(v: Float32Array): string {
   return swapped.toString('base64');
 }
 
-async function embed(ctx: ServeContext, job: EmbedJob, signal: AbortSignal): Promise<EmbedResult> {
+async function embed(ctx: ServeContext, job: EmbedJob, signal: Cancellation): Promise<EmbedResult> {
   return ctx.worker.run(job, signal);
 }
 

@@ -20,7 +20,7 @@ import { weightsFingerprint } from '../../rag/indexer.js';
 import { hitJson, searchIndex, type SearchMode, type SearchRequest, type SearchResult } from '../../rag/search.js';
 import { IndexError, RagStore } from '../../rag/store.js';
 import { clientGone, type ServeContext } from '../context.js';
-import { ServeError } from '../model_worker.js';
+import { ServeError, type Cancellation } from '../model_worker.js';
 import type { ModelSpec, AdapterSpec } from '../options.js';
 import type { RouteModule } from '../server.js';
 
@@ -87,7 +87,7 @@ export function retrievalRequest(ctx: ServeContext, query: string, body: Omit<Se
 }
 
 /** Runs a search with the worker's models; index errors (a bad filter) become 400s. */
-export async function searchWithWorker(ctx: ServeContext, rag: RagServing, request: SearchRequest, signal?: AbortSignal): Promise<SearchResult> {
+export async function searchWithWorker(ctx: ServeContext, rag: RagServing, request: SearchRequest, signal?: Cancellation): Promise<SearchResult> {
   try {
     return await searchIndex(rag.store, request, {
       encodeQuery: async (query) => {
