@@ -1,6 +1,7 @@
 /**
  * bench/engine: embtune's engine beside PyTorch on the same machine, in the same run.
- * float32 GEMM (1024³ and 2048×1024×4096) and one Qwen3-0.6B-shaped decoder layer (hidden 1024,
+ * float32 GEMM (1024³ and 2048×1024×4096), attention as a served qwen3-tiny reranker batch runs it
+ * (no gradients: the inference kernel), and one Qwen3-0.6B-shaped decoder layer (hidden 1024,
  * 16 heads of 128, 8 KV heads, MLP 3072; batch 8 × 128 tokens), forward and forward+backward.
  * Prints both times and the ratio PyTorch time / embtune time (≥ 1 means embtune is faster).
  * The machines are noisy, so the two sides alternate for several rounds and each side's time
@@ -25,7 +26,7 @@ const threads = Number(flag('--threads', String(torch.defaultNumThreads())));
 const python = flag('--python', '/usr/bin/python3');
 const rounds = Number(flag('--rounds', '4'));
 const withBaseline = !argv.includes('--no-baseline');
-const reps = { gemm_small: 20, gemm_large: 8, layer: 5 };
+const reps = { gemm_small: 20, gemm_large: 8, attention: 50, layer: 5 };
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -72,6 +73,15 @@ function runEmbtune(): Record<string, number> {
   results['gemm 1024x1024x1024'] = timed(() => a.matmul(b), reps.gemm_small);
   const [c, d] = [torch.keep(torch.randn([2048, 1024])), torch.keep(torch.randn([1024, 4096]))];
   results['gemm 2048x1024x4096'] = timed(() => c.matmul(d), reps.gemm_large);
+
+  // Attention as a served reranker batch of qwen3-tiny runs it (heads of 16: the inference kernel).
+  const [q, k, v] = [torch.keep(torch.randn([24, 4, 30, 16])), torch.keep(torch.randn([24, 2, 92, 16])), torch.keep(torch.randn([24, 2, 92, 16]))];
+  const attnMask = torch.keep(torch.randn([24, 1, 30, 92]));
+  results['attention 24x4/2x30x92x16 (no grad)'] = timed(
+    () => noGrad(() => torch.F.scaled_dot_product_attention(q, k, v, { attnMask, scale: 0.25, enableGqa: true }).transpose(1, 2).contiguous()),
+    reps.attention,
+  );
+  torch.dispose([q, k, v, attnMask]);
 
   const hidden = torch.keep(torch.randn([B, L, H]));
   const [cos, sin] = rotaryCosSin(arange(L), D, config.rope_theta, 'float32').map((t) => torch.keep(t));

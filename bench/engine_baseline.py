@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from qwen3_reference import rms_norm, rotate_half
+from qwen3_reference import eager_attention, rms_norm, rotate_half
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
@@ -75,6 +75,19 @@ a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
 results["gemm 1024x1024x1024"] = timed(lambda: torch.matmul(a, b), args["reps"]["gemm_small"])
 a, b = torch.randn(2048, 1024), torch.randn(1024, 4096)
 results["gemm 2048x1024x4096"] = timed(lambda: torch.matmul(a, b), args["reps"]["gemm_large"])
+
+# Attention as a served reranker batch of qwen3-tiny runs it (24 pairs, 30 new tokens against 92
+# keys with the shared prefix, 4 query heads of 16 over 2 KV heads), without gradients.
+small_q, small_k, small_v = torch.randn(24, 4, 30, 16), torch.randn(24, 2, 92, 16), torch.randn(24, 2, 92, 16)
+small_mask = torch.randn(24, 1, 30, 92)
+
+
+def small_attention():
+    with torch.no_grad():
+        eager_attention(small_q, small_k, small_v, small_mask, 0.25)
+
+
+results["attention 24x4/2x30x92x16 (no grad)"] = timed(small_attention, args["reps"]["attention"])
 
 hidden = torch.randn(B, L, H)
 frozen = make_layer(False)

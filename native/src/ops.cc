@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "bind.h"
+#include "attention_inference.h"
 #include "fused_ops.h"
 
 namespace embtune {
@@ -81,6 +82,8 @@ at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k_in
   // libtorch 1.13 has no fused kernel: the math of torch's reference implementation
   // (softmax(q·kᵀ·scale + mask)·v), with a boolean mask meaning "may attend".
   double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  // Inference in float32 on the CPU: one pass per query row (attention_inference.cc).
+  if (dropout_p == 0 && !is_causal && AttentionInferenceApplies(q, k_in, v_in, mask)) return AttentionInference(q, k_in, v_in, mask, s);
   if (dropout_p == 0 && !is_causal && q.dim() == 4) {
     // One autograd node that recomputes the probabilities in backward (fused_ops.cc).
     return AttentionRecomputed(q, k_in, v_in, mask, s);
