@@ -21,6 +21,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "attention_inference.h"
 #include "bind.h"
 #include "cpu_allocator.h"
 
@@ -393,6 +394,8 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
     c10::GradMode::set_enabled(a.boolean(0, true));
     return a.env().Undefined();
   });
+  // setInferenceMode(on) → the previous setting (this thread's; attention_inference.cc).
+  Def(env, exports, "setInferenceMode", [](Args& a) { return SetInferenceMode(a.boolean(0, false)); });
   Def(env, exports, "liveTensors", [](Args&) { return tensor_table::LiveCount(); });
   Def(env, exports, "reportedBytes", [](Args&) { return tensor_table::ReportedBytes(); });
   // heapBytes() → bytes malloc has handed out and not had back (glibc's mallinfo2: heap chunks in

@@ -14,7 +14,9 @@
 // subtracted, probabilities times values) but not bit for bit: the dot products accumulate in
 // another order (with fused multiply-adds on AVX2) and exp is a Cephes-style polynomial (within
 // 2 ulp). Results agree with the composition to float32 rounding (test/torch/attention_inference.test.ts).
-// Training keeps the autograd node (fused_ops.cc), whose forward is the composition bit for bit.
+// So it runs only inside `inferenceMode` (embedding, reranking, generation), never in training's
+// no-grad forwards (gradient checkpointing, GradCache), which must equal the autograd node's
+// forward (fused_ops.cc: the composition bit for bit).
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
@@ -235,7 +237,20 @@ std::string ShapeText(const at::Tensor& x) {
 
 }  // namespace
 
+namespace {
+thread_local bool inference_mode = false;
+}  // namespace
+
+bool SetInferenceMode(bool on) {
+  const bool before = inference_mode;
+  inference_mode = on;
+  return before;
+}
+
 bool AttentionInferenceApplies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::optional<at::Tensor>& mask) {
+  // Only where the caller said the values feed no gradient later: gradient checkpointing and
+  // GradCache run no-grad forwards that must equal the autograd forward bit for bit.
+  if (!inference_mode) return false;
   const bool grad = at::GradMode::is_enabled() && (NeedsGrad(q) || NeedsGrad(k) || NeedsGrad(v) || (mask && NeedsGrad(*mask)));
   if (grad || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return false;
   // Up to 64 dimensions per head (qwen3-tiny 16, BERT-small encoders 64) this is 1.1–3× faster

@@ -10,7 +10,7 @@
  * part is kept whole when it fits in half of the budget, else both get half (the odd token going
  * to the second).
  */
-import { F, Tensor, checkDevice, fromTypedArray, noGrad, tidy, type Device, type DType } from '../torch/index.js';
+import { F, Tensor, checkDevice, fromTypedArray, inferenceMode, tidy, type Device, type DType } from '../torch/index.js';
 import { BertModel } from '../models/bert.js';
 import { describeModel } from '../models/registry.js';
 import { LoraAdapter } from '../models/lora/index.js';
@@ -91,7 +91,7 @@ export class BertCrossEncoder {
       const members = order.slice(start, start + batchSize);
       const rows = members.map((i) => ids[i]!);
       const batchScores = tidy(() =>
-        noGrad(() => {
+        inferenceMode(() => {
           const batch = padBatch(rows, this.tokenizer.padTokenId, 'right', device);
           const tokenTypeIds = this.tokenTypes(rows, batch.inputIds.size(1) as number);
           const hidden = this.model.forward(batch.inputIds, batch.attentionMask, { tokenTypeIds });

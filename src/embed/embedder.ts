@@ -8,7 +8,7 @@
  * A PEFT LoRA adapter can be applied without merging (`adapter` option, `attachAdapter`), and
  * `encodeTokens` is the same computation with autograd, for training (src/train).
  */
-import { Tensor, checkDevice, fromTypedArray, noGrad, tidy, type Device, type DType } from '../torch/index.js';
+import { Tensor, checkDevice, fromTypedArray, inferenceMode, tidy, type Device, type DType } from '../torch/index.js';
 import { pool, finishEmbedding, lastTokenPositions } from '../models/pooling.js';
 import { loadEncoder, type EmbeddingModelInfo, type Encoder } from '../models/registry.js';
 import type { LayerHook } from '../models/forward.js';
@@ -240,7 +240,7 @@ export class Embedder {
     let done = 0;
     for (const members of batches(order.map((i) => ids[i]!.length), batchSize, opts.maxBatchTokens).map((range) => order.slice(...range))) {
       const vectors = tidy(() =>
-        noGrad(() => {
+        inferenceMode(() => {
           const batch = this.pad(members.map((i) => ids[i]!), side);
           tokens += batch.realTokens;
           // Back on the CPU, where JS reads them (a no-op for a CPU model).

@@ -3,7 +3,7 @@
  * (REFERENCE §5.2): system prefix + `<Instruct>: …\n<Query>: …\n<Document>: …` + assistant suffix,
  * left padding, and P(yes) = softmax([logit_no, logit_yes])[1] at the last position.
  */
-import { F, cat, checkDevice, fromTypedArray, full, noGrad, ones, tidy, zeros, type Device, type DType, type Tensor } from '../torch/index.js';
+import { F, cat, checkDevice, fromTypedArray, full, inferenceMode, ones, tidy, zeros, type Device, type DType, type Tensor } from '../torch/index.js';
 import { KVCache } from '../models/kv_cache.js';
 import { Qwen3Model, headDim, type Qwen3Config } from '../models/qwen3.js';
 import { describeModel } from '../models/registry.js';
@@ -151,7 +151,7 @@ export class Reranker {
     for (let start = 0; start < order.length; start += batchSize) {
       const members = order.slice(start, start + batchSize);
       const pYes = tidy(() =>
-        noGrad(() => {
+        inferenceMode(() => {
           const last = this.lastHiddenStates(members.map((i) => ids[i]!), opts.sharedPrefix ?? 'auto');
           // Only the two logits that matter: [no, yes] = last · E[{no, yes}]ᵀ.
           const head = this.model.weights.get(this.model.weights.has('lm_head.weight') ? 'lm_head.weight' : 'embed_tokens.weight');

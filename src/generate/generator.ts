@@ -9,7 +9,7 @@
  * instead — the reference the cached path is tested against, and the "without cache" benchmark.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { cat, fromTypedArray, keep, noGrad, ones, tidy, type DType, type Tensor } from '../torch/index.js';
+import { cat, fromTypedArray, inferenceMode, keep, noGrad, ones, tidy, type DType, type Tensor } from '../torch/index.js';
 import { padBatch } from '../embed/embedder.js';
 import { Qwen3ForCausalLM, positionIdsFromMask } from '../models/qwen3_causal_lm.js';
 import type { KVCache } from '../models/kv_cache.js';
@@ -154,7 +154,7 @@ export class Decoding {
     for (const row of this.#active) if (row.request.signal?.aborted) this.deliver(row, row.end('abort'));
     this.retire();
     if (this.finished) return false;
-    const logits = noGrad(() => tidy(() => (this.#cache ? this.cachedLogits(this.#cache) : this.fullLogits())));
+    const logits = inferenceMode(() => tidy(() => (this.#cache ? this.cachedLogits(this.#cache) : this.fullLogits())));
     const v = logits.size(1) as number;
     const flat = logits.toTypedArray<'float32'>();
     logits.dispose();

@@ -23,3 +23,19 @@ export function enableGrad<T>(fn: () => T): T {
 export function isGradEnabled(): boolean {
   return native.isGradEnabled();
 }
+
+/**
+ * Runs `fn` without autograd (as `noGrad`) and lets inference kernels serve it: attention for
+ * float32 on the CPU with heads of up to 64 dimensions (native/src/attention_inference.cc), equal
+ * to the composition to float32 rounding, not bit for bit. For values that feed no gradient later
+ * (embedding, reranking, generation). Training's no-grad forwards (gradient checkpointing,
+ * GradCache) use `noGrad`, which keeps the autograd forward's arithmetic exactly.
+ */
+export function inferenceMode<T>(fn: () => T): T {
+  const previous = native.setInferenceMode(true);
+  try {
+    return withGradMode(false, fn);
+  } finally {
+    native.setInferenceMode(previous);
+  }
+}

@@ -8,7 +8,7 @@ export { Tensor, type Device, type Operand, type Scalar, isDeviceName } from './
 export { type DType, DTYPES, isFloatingPoint, type TypedArrayOf } from './dtype.js';
 export * from './creation.js';
 export * from './ops.js';
-export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
+export { noGrad, enableGrad, isGradEnabled, inferenceMode } from './autograd.js';
 export { tidy, keep, dispose } from './scope.js';
 export { DEVICE_FORMS, DeviceSyntaxError, DeviceUnavailableError, checkDevice, cudaDevices, parseDevice, type CudaDeviceInfo, type CudaRuntime } from './device.js';
 export * as F from './functional.js';

@@ -51,6 +51,8 @@ export interface NativeTorch {
   /** Throws a non-std C++ exception (tests the wrapper's last-resort handler). */
   throwNonStdExceptionForTest(): boolean;
   setGradEnabled(enabled: boolean): void;
+  /** Sets this thread's inference mode; returns the previous setting. */
+  setInferenceMode(on: boolean): boolean;
   liveTensors(): number;
   reportedBytes(): number;
   heapBytes(): number;

@@ -1,9 +1,10 @@
-// Attention for inference (native/src/attention_inference.cc): with no gradient wanted, float32
+// Attention for inference (native/src/attention_inference.cc): inside torch.inferenceMode, float32
 // attention on the CPU with heads of up to 64 dimensions runs one pass per query row instead of the
 // composition. It must agree with the composition computed in float64 as closely as the float32
 // composition does, for every shape the models send it: GQA, the decoder's causal + padding mask
 // (float32's minimum on masked keys), a mask broadcast over queries, none, keys narrowed out of a
-// KV cache, odd lengths and head sizes, rows whose every key is masked, and 2 threads as 1.
+// KV cache, odd lengths and head sizes, rows whose every key is masked, and 2 threads as 1. Under
+// plain noGrad (training's checkpointing and GradCache) attention stays the composition bit for bit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
@@ -30,7 +31,7 @@ function compare(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | undefined): { f
   return torch.noGrad(() =>
     torch.tidy(() => {
       const scale = (q.size(3) as number) ** -0.5;
-      const fast = F.scaled_dot_product_attention(q, k, v, { attnMask: mask, scale, enableGqa: true });
+      const fast = torch.inferenceMode(() => F.scaled_dot_product_attention(q, k, v, { attnMask: mask, scale, enableGqa: true }));
       const f32 = composition(q, k, v, mask, scale);
       const to64 = (t: Tensor) => t.to('float64');
       const f64 = composition(to64(q), to64(k), to64(v), mask && to64(mask), scale).to('float32');
@@ -54,7 +55,7 @@ function assertAsAccurate({ fast, f32, f64 }: { fast: number[]; f32: number[]; f
   assertClose(fast, f32, { atol: 1e-5, rtol: 1e-5 }, what);
 }
 
-test('attention without gradients equals the composition to float32 rounding: GQA, the decoder mask, odd sizes', () => {
+test('attention in inference mode equals the composition to float32 rounding: GQA, the decoder mask, odd sizes', () => {
   for (const [b, nq, nkv, lq, lk, d] of [
     [24, 4, 2, 30, 92, 16],
     [3, 4, 2, 7, 7, 8],
@@ -109,14 +110,14 @@ test('a row whose every key is masked: uniform over the keys at float32 minimum,
   torch.dispose([q, k, v, minimum]);
 });
 
-test('attention without gradients gives the same values on 2 threads as on 1', () => {
+test('attention in inference mode gives the same values on 2 threads as on 1', () => {
   torch.manualSeed(5);
   // 32 (batch, kv head) blocks of 2·64·64 scores: the work is split into several chunks.
   const q = torch.randn([16, 4, 64, 16]);
   const k = torch.randn([16, 2, 64, 16]);
   const v = torch.randn([16, 2, 64, 16]);
   const mask = torch.randn([16, 1, 64, 64]);
-  const run = () => torch.noGrad(() => torch.tidy(() => values(F.scaled_dot_product_attention(q, k, v, { attnMask: mask, scale: 0.25, enableGqa: true }))));
+  const run = () => torch.inferenceMode(() => torch.tidy(() => values(F.scaled_dot_product_attention(q, k, v, { attnMask: mask, scale: 0.25, enableGqa: true }))));
   const before = torch.getNumThreads();
   try {
     torch.setNumThreads(1);
@@ -129,23 +130,43 @@ test('attention without gradients gives the same values on 2 threads as on 1', (
   torch.dispose([q, k, v, mask]);
 });
 
-test('with gradients wanted, or heads past 64 dimensions, attention stays the composition bit for bit', () => {
+test('under plain noGrad, with gradients wanted, or with heads past 64 dimensions, attention is the composition bit for bit', () => {
   torch.manualSeed(6);
   const small = [torch.randn([2, 4, 5, 16]), torch.randn([2, 2, 5, 16]), torch.randn([2, 2, 5, 16])] as const;
   const mask = torch.randn([2, 1, 5, 5]);
+  const sdpa = (q: Tensor, k: Tensor, v: Tensor, scale: number, m?: Tensor) => F.scaled_dot_product_attention(q, k, v, { attnMask: m, scale, enableGqa: true });
+  const plain = torch.noGrad(() => torch.tidy(() => values(composition(small[0], small[1], small[2], mask, 0.25))));
+  // Gradient checkpointing and GradCache recompute under noGrad what the autograd forward computed.
+  assert.deepEqual(torch.noGrad(() => torch.tidy(() => values(sdpa(small[0], small[1], small[2], 0.25, mask)))), plain);
   const withGrad = torch.enableGrad(() =>
     torch.tidy(() => {
       const [q, k, v] = small.map((t) => t.detach().requires_grad_(true));
-      return values(F.scaled_dot_product_attention(q!, k!, v!, { attnMask: mask, scale: 0.25, enableGqa: true }).detach());
+      return values(sdpa(q!, k!, v!, 0.25, mask).detach());
     }),
   );
-  const plain = torch.noGrad(() => torch.tidy(() => values(composition(small[0], small[1], small[2], mask, 0.25))));
   assert.deepEqual(withGrad, plain);
+  // And the inference kernel really is another path: inference mode rounds differently here.
+  const fast = torch.inferenceMode(() => torch.tidy(() => values(sdpa(small[0], small[1], small[2], 0.25, mask))));
+  assert.notDeepEqual(fast, plain);
   const wide = [torch.randn([1, 2, 3, 128]), torch.randn([1, 1, 3, 128]), torch.randn([1, 1, 3, 128])] as const;
   const scale = 128 ** -0.5;
-  const [fast, reference] = torch.noGrad(() =>
-    torch.tidy(() => [values(F.scaled_dot_product_attention(wide[0], wide[1], wide[2], { scale, enableGqa: true })), values(composition(wide[0], wide[1], wide[2], undefined, scale))]),
-  );
-  assert.deepEqual(fast, reference);
+  const [inWide, reference] = torch.inferenceMode(() => torch.tidy(() => [values(sdpa(wide[0], wide[1], wide[2], scale)), values(composition(wide[0], wide[1], wide[2], undefined, scale))]));
+  assert.deepEqual(inWide, reference);
   torch.dispose([...small, ...wide, mask]);
+});
+
+test('inferenceMode restores the mode it found and turns gradients off inside', () => {
+  assert.equal(torch.isGradEnabled(), true);
+  torch.inferenceMode(() => {
+    assert.equal(torch.isGradEnabled(), false);
+    torch.inferenceMode(() => assert.equal(torch.isGradEnabled(), false));
+  });
+  assert.throws(() => torch.inferenceMode(() => { throw new Error('inside'); }), /inside/);
+  assert.equal(torch.isGradEnabled(), true);
+  // Left inference mode: the composition again, bit for bit.
+  torch.manualSeed(7);
+  const [q, k, v] = [torch.randn([1, 2, 4, 8]), torch.randn([1, 2, 4, 8]), torch.randn([1, 2, 4, 8])];
+  const out = torch.noGrad(() => torch.tidy(() => values(F.scaled_dot_product_attention(q, k, v, { scale: 0.5 }))));
+  assert.deepEqual(out, torch.noGrad(() => torch.tidy(() => values(composition(q, k, v, undefined, 0.5)))));
+  torch.dispose([q, k, v]);
 });
