@@ -220,12 +220,19 @@ inline __attribute__((always_inline)) void Blocks(const Shapes& s, const Views& 
 
 void RunBlocks(const Shapes& s, const Views& t, float scale, int64_t begin, int64_t end) { Blocks(s, t, scale, begin, end); }
 
+#if defined(__x86_64__) || defined(__i386__)
 __attribute__((target("avx2,fma"))) void RunBlocksAvx2(const Shapes& s, const Views& t, float scale, int64_t begin, int64_t end) { Blocks(s, t, scale, begin, end); }
 
 bool HasAvx2Fma() {
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
 }
+#else
+// Elsewhere (arm64: NEON) the compiler's own 8-wide lowering of the vector type serves.
+void RunBlocksAvx2(const Shapes& s, const Views& t, float scale, int64_t begin, int64_t end) { Blocks(s, t, scale, begin, end); }
+
+bool HasAvx2Fma() { return false; }
+#endif
 
 bool NeedsGrad(const at::Tensor& x) { return x.defined() && x.requires_grad(); }
 
