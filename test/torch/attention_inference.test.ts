@@ -10,21 +10,10 @@ import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 import { causalPaddingMask } from '../../src/models/qwen3.js';
 import { assertClose, values } from '../helpers.js';
+import { attentionComposition } from './attention_reference.js';
 
 const { F } = torch;
 type Tensor = torch.Tensor;
-
-/** transformers' eager_attention_forward with repeat_kv, op for op. */
-function composition(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | undefined, scale: number): Tensor {
-  const repeat = (t: Tensor) => {
-    const [b, n, l, d] = t.shape as [number, number, number, number];
-    const rep = (q.size(1) as number) / n;
-    return t.unsqueeze(2).expand(b, n, rep, l, d).reshape(b, n * rep, l, d);
-  };
-  let scores = q.matmul(repeat(k).transpose(-2, -1)).mul(scale);
-  if (mask) scores = scores.add(mask);
-  return scores.softmax(-1).matmul(repeat(v));
-}
 
 /** The inference result, the float32 composition and the float64 composition (the truth). */
 function compare(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | undefined): { fast: number[]; f32: number[]; f64: number[] } {
@@ -32,9 +21,9 @@ function compare(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | undefined): { f
     torch.tidy(() => {
       const scale = (q.size(3) as number) ** -0.5;
       const fast = torch.inferenceMode(() => F.scaled_dot_product_attention(q, k, v, { attnMask: mask, scale, enableGqa: true }));
-      const f32 = composition(q, k, v, mask, scale);
+      const f32 = attentionComposition(q, k, v, mask, scale);
       const to64 = (t: Tensor) => t.to('float64');
-      const f64 = composition(to64(q), to64(k), to64(v), mask && to64(mask), scale).to('float32');
+      const f64 = attentionComposition(to64(q), to64(k), to64(v), mask && to64(mask), scale).to('float32');
       return { fast: values(fast), f32: values(f32), f64: values(f64) };
     }),
   );
@@ -135,7 +124,7 @@ test('under plain noGrad, with gradients wanted, or with heads past 64 dimension
   const small = [torch.randn([2, 4, 5, 16]), torch.randn([2, 2, 5, 16]), torch.randn([2, 2, 5, 16])] as const;
   const mask = torch.randn([2, 1, 5, 5]);
   const sdpa = (q: Tensor, k: Tensor, v: Tensor, scale: number, m?: Tensor) => F.scaled_dot_product_attention(q, k, v, { attnMask: m, scale, enableGqa: true });
-  const plain = torch.noGrad(() => torch.tidy(() => values(composition(small[0], small[1], small[2], mask, 0.25))));
+  const plain = torch.noGrad(() => torch.tidy(() => values(attentionComposition(small[0], small[1], small[2], mask, 0.25))));
   // Gradient checkpointing and GradCache recompute under noGrad what the autograd forward computed.
   assert.deepEqual(torch.noGrad(() => torch.tidy(() => values(sdpa(small[0], small[1], small[2], 0.25, mask)))), plain);
   const withGrad = torch.enableGrad(() =>
@@ -150,7 +139,7 @@ test('under plain noGrad, with gradients wanted, or with heads past 64 dimension
   assert.notDeepEqual(fast, plain);
   const wide = [torch.randn([1, 2, 3, 128]), torch.randn([1, 1, 3, 128]), torch.randn([1, 1, 3, 128])] as const;
   const scale = 128 ** -0.5;
-  const [inWide, reference] = torch.inferenceMode(() => torch.tidy(() => [values(sdpa(wide[0], wide[1], wide[2], scale)), values(composition(wide[0], wide[1], wide[2], undefined, scale))]));
+  const [inWide, reference] = torch.inferenceMode(() => torch.tidy(() => [values(sdpa(wide[0], wide[1], wide[2], scale)), values(attentionComposition(wide[0], wide[1], wide[2], undefined, scale))]));
   assert.deepEqual(inWide, reference);
   torch.dispose([...small, ...wide, mask]);
 });
@@ -167,6 +156,6 @@ test('inferenceMode restores the mode it found and turns gradients off inside', 
   torch.manualSeed(7);
   const [q, k, v] = [torch.randn([1, 2, 4, 8]), torch.randn([1, 2, 4, 8]), torch.randn([1, 2, 4, 8])];
   const out = torch.noGrad(() => torch.tidy(() => values(F.scaled_dot_product_attention(q, k, v, { scale: 0.5 }))));
-  assert.deepEqual(out, torch.noGrad(() => torch.tidy(() => values(composition(q, k, v, undefined, 0.5)))));
+  assert.deepEqual(out, torch.noGrad(() => torch.tidy(() => values(attentionComposition(q, k, v, undefined, 0.5)))));
   torch.dispose([q, k, v]);
 });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 import { causalPaddingMask } from '../../src/models/qwen3.js';
 import { assertClose, gradcheck, leaf, values } from '../helpers.js';
+import { attentionComposition } from './attention_reference.js';
 
 const { F, kernels } = torch;
 type Tensor = torch.Tensor;
@@ -17,19 +18,6 @@ function rmsNormComposition(x: Tensor, weight: Tensor, eps: number): Tensor {
   const h = half ? x.to('float32') : x;
   const normed = h.mul(h.pow(2).mean(-1, true).add(eps).rsqrt());
   return weight.mul(half ? normed.to(x.dtype) : normed);
-}
-
-/** transformers' eager_attention_forward with repeat_kv, op for op. */
-function attentionComposition(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | undefined, scale: number): Tensor {
-  const repeat = (t: Tensor) => {
-    const [b, n, l, d] = t.shape as [number, number, number, number];
-    const rep = (q.size(1) as number) / n;
-    return t.unsqueeze(2).expand(b, n, rep, l, d).reshape(b, n * rep, l, d);
-  };
-  let scores = q.matmul(repeat(k).transpose(-2, -1)).mul(scale);
-  if (mask) scores = mask.dtype === 'bool' ? scores.masked_fill(mask.logical_not(), -Infinity) : scores.add(mask);
-  const probs = q.dtype === 'bfloat16' ? scores.softmax(-1, 'float32').to(q.dtype) : scores.softmax(-1);
-  return probs.matmul(repeat(v));
 }
 
 /** Runs fn on fresh leaves made from `inputs`, backward with a fixed random upstream gradient. */
