@@ -285,8 +285,11 @@ at::Tensor AttentionInference(const at::Tensor& q_in, const at::Tensor& k_in, co
   if (mask_in) {
     // Broadcast to [B, Hq, Lq, Lk] as the composition's add would (a view: broadcast dims stride 0).
     mask = mask_in->expand({s.batch, s.q_heads, s.q_len, s.k_len});
-    if (mask.stride(3) != 1) mask = mask_in->contiguous().expand({s.batch, s.q_heads, s.q_len, s.k_len});
+    // Rows are read with unit stride: a mask broadcast over the keys (or strided there) is copied out.
+    if (mask.stride(3) != 1) mask = mask.contiguous();
   }
+  // No keys: softmax over nothing, and the composition's product is zeros.
+  if (s.k_len == 0) return at::zeros({s.batch, s.q_heads, s.q_len, s.dim}, q.options());
   at::Tensor out = at::empty({s.batch, s.q_heads, s.q_len, s.dim}, q.options());
   Views t{q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), mask.defined() ? mask.data_ptr<float>() : nullptr, out.data_ptr<float>(), {}, {}, {}};
   for (int i = 0; i < 3; ++i) {

@@ -70,7 +70,7 @@ test('attention in inference mode equals the composition to float32 rounding: GQ
   }
 });
 
-test('a mask broadcast over queries and keys narrowed out of a longer cache give the composition', () => {
+test('masks broadcast over queries or keys, a strided mask and keys narrowed out of a longer cache give the composition', () => {
   torch.manualSeed(3);
   const [b, nq, nkv, lq, lk, d] = [4, 4, 2, 1, 21, 16];
   const cacheK = torch.randn([b, nkv, 32, d]);
@@ -81,10 +81,17 @@ test('a mask broadcast over queries and keys narrowed out of a longer cache give
   const q = torch.randn([b, lq, nq, d]).transpose(1, 2);
   const mask = torch.randn([b, 1, 1, lk]);
   assertAsAccurate(compare(q, k, v, mask), 'narrowed cache, [B, 1, 1, Lk] mask');
-  torch.dispose([cacheK, cacheV, k, v, q, mask]);
+  // A mask broadcast over the keys (one value per query row), and one with a stride in the keys.
+  const perRow = torch.randn([b, 1, lq, 1]);
+  assertAsAccurate(compare(q, k, v, perRow), '[B, 1, Lq, 1] mask');
+  const wide = torch.randn([b, 1, lq, 2 * lk]);
+  const strided = wide.slice(3, 0, 2 * lk, 2);
+  assert.equal(strided.is_contiguous(), false);
+  assertAsAccurate(compare(q, k, v, strided), 'a mask strided over the keys');
+  torch.dispose([cacheK, cacheV, k, v, q, mask, perRow, wide, strided]);
 });
 
-test('a row whose every key is masked: uniform over the keys at float32 minimum, NaN at −inf, as softmax gives', () => {
+test('a row whose every key is masked: uniform over the keys at float32 minimum, NaN at −inf, as softmax gives; no keys give zeros', () => {
   torch.manualSeed(4);
   const [b, n, l, d] = [1, 2, 3, 8];
   const q = torch.randn([b, n, l, d]);
@@ -96,6 +103,10 @@ test('a row whose every key is masked: uniform over the keys at float32 minimum,
   const infinite = compare(q, k, v, torch.full([b, 1, l, l], -Infinity));
   assert.ok(infinite.f32.every(Number.isNaN), 'the composition gives NaN');
   assert.ok(infinite.fast.every(Number.isNaN), 'so does the inference path');
+  // No keys at all: zeros, as the composition's empty product.
+  const none = compare(q, k.narrow(2, 0, 0), v.narrow(2, 0, 0), undefined);
+  assert.deepEqual(none.fast, none.f32);
+  assert.ok(none.fast.every((x) => x === 0));
   torch.dispose([q, k, v, minimum]);
 });
 
