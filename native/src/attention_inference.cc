@@ -21,7 +21,6 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -242,10 +241,8 @@ std::string ShapeText(const at::Tensor& x) {
   return text + "]";
 }
 
-}  // namespace
-
-namespace {
 thread_local bool inference_mode = false;
+
 }  // namespace
 
 bool SetInferenceMode(bool on) {
@@ -272,8 +269,7 @@ bool AttentionInferenceApplies(const at::Tensor& q, const at::Tensor& k, const a
 }
 
 at::Tensor AttentionInference(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, const std::optional<at::Tensor>& mask_in, double scale) {
-  if (k_in.size(1) != v_in.size(1)) throw std::invalid_argument("k and v must have as many heads (" + std::to_string(k_in.size(1)) + " and " + std::to_string(v_in.size(1)) + ")");
-  CheckGqaHeads(q_in.size(1), k_in.size(1));
+  CheckAttentionHeads(q_in, k_in, v_in);
   const Shapes s{q_in.size(0), q_in.size(1), k_in.size(1), q_in.size(2), k_in.size(2), q_in.size(3)};
   if (k_in.size(0) != s.batch || v_in.size(0) != s.batch || k_in.size(3) != s.dim || v_in.size(3) != s.dim || v_in.size(2) != s.k_len) {
     throw std::invalid_argument("attention: q " + ShapeText(q_in) + ", k " + ShapeText(k_in) + " and v " + ShapeText(v_in) + " do not fit q [B, Hq, Lq, D], k and v [B, Hkv, Lk, D]");

@@ -45,6 +45,12 @@ void CheckGqaHeads(int64_t q_heads, int64_t kv_heads) {
   }
 }
 
+void CheckAttentionHeads(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) throw std::invalid_argument("q, k and v must be [B, heads, L, D]");
+  if (k.size(1) != v.size(1)) throw std::invalid_argument("k and v must have as many heads (" + std::to_string(k.size(1)) + " and " + std::to_string(v.size(1)) + ")");
+  CheckGqaHeads(q.size(1), k.size(1));
+}
+
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -251,9 +257,7 @@ struct SiluMul : public torch::autograd::Function<SiluMul> {
 }  // namespace
 
 at::Tensor AttentionRecomputed(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::optional<at::Tensor>& mask, double scale) {
-  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) throw std::invalid_argument("q, k and v must be [B, heads, L, D]");
-  if (k.size(1) != v.size(1)) throw std::invalid_argument("k and v must have as many heads (" + std::to_string(k.size(1)) + " and " + std::to_string(v.size(1)) + ")");
-  CheckGqaHeads(q.size(1), k.size(1));
+  CheckAttentionHeads(q, k, v);
   return Attention::apply(q, k, v, mask ? c10::optional<at::Tensor>(*mask) : c10::nullopt, scale);
 }
 

@@ -4,7 +4,7 @@
  * fires when the client goes away before its answer.
  */
 import type { ServerResponse } from 'node:http';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import type { Cancellation, ModelWorker } from './model_worker.js';
 import { ServeError } from './model_worker.js';
 import type { ServeMetrics } from './metrics.js';
@@ -101,8 +101,7 @@ export class ClientGone implements Cancellation {
 }
 
 /** The notice that the client of `reply` went away before its answer. */
-export function clientGone(request: FastifyRequest, reply: FastifyReply): ClientGone {
-  void request;
+export function clientGone(reply: FastifyReply): ClientGone {
   return new ClientGone(reply.raw);
 }
 

@@ -123,13 +123,14 @@ export class ModelWorker extends EventEmitter<{ batch: [BatchStats] }> {
   /** Runs a job; `signal` aborts it (the client disconnected): the promise then rejects at once. */
   run<J extends Job>(job: J, signal?: Cancellation): Promise<JobResult<J>> {
     if (!this.#healthy) return Promise.reject(new ServeError(503, 'unhealthy', 'the model worker is not running'));
-    if (signal?.aborted) return Promise.reject(new ServeError(499, 'cancelled', 'the client closed the connection'));
+    const cancelled = () => new ServeError(499, 'cancelled', 'the client closed the connection');
+    if (signal?.aborted) return Promise.reject(cancelled());
     const id = this.#nextId++;
     return new Promise<JobResult<J>>((resolve, reject) => {
       const onAbort = () => {
         if (!this.#pending.delete(id)) return;
         this.#send({ type: 'cancel', id });
-        reject(new ServeError(499, 'cancelled', 'the client closed the connection'));
+        reject(cancelled());
       };
       this.#pending.set(id, {
         resolve: (value) => {

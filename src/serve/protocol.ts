@@ -146,10 +146,15 @@ export interface TokenizerInit {
 /** HTTP thread → tokenizer worker. */
 export type ToWorker = { type: 'job'; id: number; job: Job } | { type: 'cancel'; id: number } | { type: 'close' };
 
+/** What the model worker needs of an embed job once it is tokenized (the texts stay behind). */
+export type TokenizedEmbed = Pick<EmbedJob, 'op' | 'adapter' | 'kind' | 'dims' | 'normalize'>;
+/** What the model worker needs of a rerank job once it is tokenized. */
+export type TokenizedRerank = Pick<RerankJob, 'op' | 'adapter' | 'raw'>;
+
 /** An embed or rerank job with its token ids, ready to batch. */
 export interface TokenizedJob {
   id: number;
-  job: EmbedJob | RerankJob;
+  job: TokenizedEmbed | TokenizedRerank;
   /** One row per input (embed) or pair (rerank), special tokens and template included. */
   rows: TokenIds[];
   tokens: number;

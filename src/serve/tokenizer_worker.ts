@@ -15,7 +15,7 @@ import type { Tokenizer, TokenIds } from '../tokenizers/index.js';
 import { lowerPriority } from './thread_priority.js';
 import { Refusal, jobError } from './refusal.js';
 import { tokenLimits } from './options.js';
-import type { DecodeJob, EmbedJob, FromTokenizer, RerankJob, TokenInfo, TokenizeJob, TokenizerInit, ToModel, ToWorker } from './protocol.js';
+import type { DecodeJob, EmbedJob, FromTokenizer, RerankJob, TokenInfo, TokenizedJob, TokenizeJob, TokenizerInit, ToModel, ToWorker } from './protocol.js';
 
 
 interface Encoders {
@@ -103,7 +103,10 @@ function forward(id: number, job: EmbedJob | RerankJob): void {
   const start = performance.now();
   const rows = job.op === 'embed' ? embedRows(job) : rerankRows(job);
   const tokens = rows.reduce((n, r) => n + r.length, 0);
-  toModel({ type: 'job', tokenized: { id, job, rows, tokens, tokenizationMs: performance.now() - start } });
+  // Only what batching and the forward pass read: the texts are not cloned to the model worker.
+  const settings: TokenizedJob['job'] =
+    job.op === 'embed' ? { op: 'embed', adapter: job.adapter, kind: job.kind, dims: job.dims, normalize: job.normalize } : { op: 'rerank', adapter: job.adapter, raw: job.raw };
+  toModel({ type: 'job', tokenized: { id, job: settings, rows, tokens, tokenizationMs: performance.now() - start } });
 }
 
 // ------------------------------------------------------------------ tokenize / decode

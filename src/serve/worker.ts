@@ -18,7 +18,7 @@ import { BatchQueue, type Queued } from './batch_queue.js';
 import { lowerPriority } from './thread_priority.js';
 import { tokenLimits } from './options.js';
 import { Refusal, jobError } from './refusal.js';
-import type { BatchStats, EmbedJob, FromWorker, LoadedModels, RerankJob, TokenizedJob, ToModel, WorkerInit } from './protocol.js';
+import type { BatchStats, FromWorker, LoadedModels, TokenizedEmbed, TokenizedJob, TokenizedRerank, ToModel, WorkerInit } from './protocol.js';
 
 interface Models {
   embedder: Embedder | undefined;
@@ -32,7 +32,7 @@ interface Models {
 }
 
 interface QueuedJob extends Queued {
-  job: EmbedJob | RerankJob;
+  job: TokenizedJob['job'];
   rows: TokenIds[];
   enqueuedAt: number;
   tokenizationMs: number;
@@ -115,7 +115,7 @@ function describe(m: Models): LoadedModels {
 
 // ------------------------------------------------------------------ queueing
 
-function groupKey(job: EmbedJob | RerankJob): string {
+function groupKey(job: TokenizedJob['job']): string {
   return job.op === 'embed' ? `embed|${job.adapter ?? ''}|${job.kind}|${job.dims ?? ''}|${job.normalize ?? ''}` : `rerank|${job.adapter ?? ''}|${job.raw}`;
 }
 
@@ -156,7 +156,7 @@ function adapterFor(name: string | undefined, base: 'embedding' | 'reranker'): L
 
 function computeEmbed(batch: QueuedJob[]): void {
   const embedder = models.embedder!;
-  const job = batch[0]!.job as EmbedJob;
+  const job = batch[0]!.job as TokenizedEmbed;
   const adapter = adapterFor(job.adapter, 'embedding');
   if (embedder.adapter !== adapter) embedder.attachAdapter(adapter);
   const rows = batch.flatMap((item) => item.rows);
@@ -188,7 +188,7 @@ function computeEmbed(batch: QueuedJob[]): void {
 
 function computeRerank(batch: QueuedJob[]): void {
   const reranker = models.reranker!;
-  const job = batch[0]!.job as RerankJob;
+  const job = batch[0]!.job as TokenizedRerank;
   const adapter = adapterFor(job.adapter, 'reranker');
   if (reranker.adapter !== adapter) reranker.attachAdapter(adapter);
   const rows = batch.flatMap((item) => item.rows);

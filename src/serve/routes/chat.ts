@@ -116,7 +116,7 @@ export function chatRoute(rag: RagServing): RouteModule {
         const chat = rag.chat;
         if (!chat) throw new ServeError(400, 'validation', 'no chat model is configured: start the server with --llm-model-dir DIR or --llm-url URL --llm-model NAME', 'model');
         const body = request.body;
-        const gone = clientGone(request, reply);
+        const gone = clientGone(reply);
         const { question, history, system } = conversation(body.messages);
         // Five passages unless the request says (as embtune ask): a chat prompt is bounded by the model's context.
         const settings = body.rag === false ? undefined : { ...body.rag, top_k: body.rag?.top_k ?? 5 };

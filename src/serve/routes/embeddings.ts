@@ -114,7 +114,7 @@ export const embeddingRoutes: RouteModule = {
         checkDims(ctx, body.dimensions);
         const kind = body.input_type !== undefined ? INPUT_TYPES[body.input_type]! : kindOf(body.prompt_name, 'prompt_name');
         const job: EmbedJob = { op: 'embed', adapter, kind, inputs, truncate: ctx.options.limits.autoTruncate, side: 'right', dims: body.dimensions, normalize: undefined };
-        const result = await embed(ctx, job, clientGone(request, reply));
+        const result = await embed(ctx, job, clientGone(reply));
         timingHeaders(reply, result.timings);
         const base64 = body.encoding_format === 'base64';
         return {
@@ -162,7 +162,7 @@ export const embeddingRoutes: RouteModule = {
           dims: body.dimensions,
           normalize: body.normalize,
         };
-        const result = await embed(ctx, job, clientGone(request, reply));
+        const result = await embed(ctx, job, clientGone(reply));
         timingHeaders(reply, result.timings);
         return inputs.map((_, i) => numbers(row(result, i)));
       },

@@ -82,7 +82,7 @@ const COUNT = { type: 'integer', minimum: 1 } as const;
 export const rerankRoutes: RouteModule = {
   name: 'rerank',
   register(app: FastifyInstance, ctx: ServeContext) {
-    const run = (j: RerankJob, request: Parameters<typeof clientGone>[0], reply: Parameters<typeof clientGone>[1]): Promise<RerankResult> => ctx.worker.run(j, clientGone(request, reply));
+    const run = (j: RerankJob, reply: Parameters<typeof clientGone>[0]): Promise<RerankResult> => ctx.worker.run(j, clientGone(reply));
 
     app.post<{ Body: V1Body }>(
       '/v1/rerank',
@@ -112,7 +112,7 @@ export const rerankRoutes: RouteModule = {
         checkBatchSize(ctx, body.documents.length, 'documents');
         const fields = body.rank_fields ?? ['text'];
         const texts = body.documents.map((d, i) => documentText(d, fields, i));
-        const result = await run(job(ctx, body.model, body.query, texts), request, reply);
+        const result = await run(job(ctx, body.model, body.query, texts), reply);
         timingHeaders(reply, result.timings);
         const results = ranked(result.scores)
           .slice(0, body.top_n)
@@ -148,7 +148,7 @@ export const rerankRoutes: RouteModule = {
       async (request, reply) => {
         const body = request.body;
         checkBatchSize(ctx, body.documents.length, 'documents');
-        const result = await run(job(ctx, body.model, body.query, body.documents, { maxDocumentTokens: body.max_tokens_per_doc }), request, reply);
+        const result = await run(job(ctx, body.model, body.query, body.documents, { maxDocumentTokens: body.max_tokens_per_doc }), reply);
         timingHeaders(reply, result.timings);
         return {
           id: randomUUID(),
@@ -188,7 +188,7 @@ export const rerankRoutes: RouteModule = {
           side: side(body.truncation_direction),
           raw: body.raw_scores === true,
         });
-        const result = await run(j, request, reply);
+        const result = await run(j, reply);
         timingHeaders(reply, result.timings);
         return ranked(result.scores).map(({ index, score }) => ({ index, score, ...(body.return_text ? { text: body.texts[index] } : {}) }));
       },

@@ -128,7 +128,7 @@ export function searchRoute(rag: RagServing): RouteModule {
         async (request, reply) => {
           const { query, ...settings } = request.body;
           delete (settings as { model?: string }).model;
-          const result = await searchWithWorker(ctx, rag, retrievalRequest(ctx, query, settings), clientGone(request, reply));
+          const result = await searchWithWorker(ctx, rag, retrievalRequest(ctx, query, settings), clientGone(reply));
           return {
             object: 'search',
             query: result.query,
