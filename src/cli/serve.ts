@@ -169,7 +169,7 @@ export function registerServe(program: Command, version = '0.0.0'): void {
     .addOption(opt('--rerank-max-length <n>', 'tokens one reranked pair may have, template included (as embtune rerank --max-length; a BERT cross-encoder: at most its 512 positions)').argParser(parsePositiveInt('--rerank-max-length')).default(d.rerankMaxLength))
     .addOption(opt('--batch-size <n>', 'texts per embedding forward pass, sorted by length (as embtune embed --batch-size)').argParser(parsePositiveInt('--batch-size')).default(d.batchSize))
     .addOption(opt('--rerank-batch-size <n>', 'pairs per reranker forward pass (as embtune rerank --batch-size)').argParser(parsePositiveInt('--rerank-batch-size')).default(d.rerankBatchSize))
-    .addOption(opt('--threads <n>', "libtorch threads of the model worker (default: the engine's, EMBTUNE_NUM_THREADS)").argParser(parsePositiveInt('--threads')))
+    .addOption(opt('--threads <n>', 'libtorch threads of the model worker (default: EMBTUNE_NUM_THREADS, else the cores less two, at least 1: the HTTP thread and the tokenizer worker keep those busy)').argParser(parsePositiveInt('--threads')))
     .addOption(
       opt('--worker-nice <n>', 'nice levels the model worker and tokenizer worker threads lower their priority by (Linux; 0: none), so that on a busy machine the HTTP thread is scheduled first and keeps answering at once')
         .argParser(parseNice)

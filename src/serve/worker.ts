@@ -12,11 +12,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Embedder, LoraAdapter } from '../embed/index.js';
 import { loadReranker, type AnyReranker } from '../embed/cross_encoder.js';
-import { defaultNumThreads, getNumThreads, setNumThreads } from '../torch/index.js';
+import { getNumThreads, setNumThreads } from '../torch/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
 import { BatchQueue, type Queued } from './batch_queue.js';
 import { lowerPriority } from './thread_priority.js';
-import { tokenLimits } from './options.js';
+import { defaultServeThreads, tokenLimits } from './options.js';
 import { Refusal, jobError } from './refusal.js';
 import type { BatchStats, FromWorker, LoadedModels, TokenizedEmbed, TokenizedJob, TokenizedRerank, ToModel, WorkerInit } from './protocol.js';
 
@@ -53,7 +53,7 @@ function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
 
 async function load(): Promise<Models> {
   // Process-wide; worker threads do not apply the engine's default themselves (src/torch/runtime.ts).
-  setNumThreads(init.threads ?? defaultNumThreads());
+  setNumThreads(init.threads ?? defaultServeThreads());
   const embedder = init.embedding ? await Embedder.load(init.embedding.folder, { dtype: init.dtype, device: init.device }) : undefined;
   const reranker = init.reranker ? await loadReranker(init.reranker.folder, { dtype: init.dtype, device: init.device }) : undefined;
   const adapters = new Map<string, { embedding?: LoraAdapter; reranker?: LoraAdapter }>();
