@@ -2,13 +2,15 @@
  * Byte-level BPE from a Hugging Face `tokenizer.json` — the Qwen2/Qwen3 family (REFERENCE §9.1).
  *
  * The tokenization itself (added-token split, NFC, the Split regex, byte-level mapping, BPE
- * merges, byte-level decoding) is `@huggingface/tokenizers` (tokenizers.js), which reproduces
+ * merges, byte-level decoding) is `@huggingface/tokenizers` (tokenizers.js, its byte-level mapping
+ * made faster by byte_level.ts), which reproduces
  * every Qwen3 golden (`fixtures/tokenizers/qwen3_ids.jsonl`, ids and decoded text). embtune adds
  * the post-processor's special tokens itself (`template.ts`) so truncation can keep them, and
  * takes the pad token from tokenizer_config.json as transformers does.
  */
 import { Tokenizer as TokenizersJs } from '@huggingface/tokenizers';
 import { BaseTokenizer } from './base.js';
+import { useFastByteLevel } from './byte_level.js';
 import { isObject, readAddedTokens, readTokenizerConfig, type JsonObject } from './json.js';
 import { readPostProcessor } from './template.js';
 import type { DecodeOptions, TokenIds } from './tokenizer.js';
@@ -55,6 +57,7 @@ export class QwenTokenizer extends BaseTokenizer {
     const config = readTokenizerConfig(files.tokenizerConfig, configName);
     const template = readPostProcessor(json.post_processor, jsonName);
     const hf = new HfTokenizerClass(json, files.tokenizerConfig ?? {});
+    useFastByteLevel(hf);
     const vocab = hf.get_vocab(true);
 
     // transformers pads with tokenizer_config.json's pad_token (Qwen3: <|endoftext|> 151643,
