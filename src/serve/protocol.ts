@@ -3,7 +3,7 @@
  * the tokenizer worker, which tokenizes and checks limits (answering /tokenize, /decode and
  * refusals itself) and passes embed and rerank jobs with their token ids to the model worker over
  * a port of their own; the model worker owns every tensor, batches, computes and answers the HTTP
- * thread. Only plain data crosses threads (embeddings as one transferred Float32Array), so no
+ * thread. Only plain data crosses threads (a batch's embeddings as one transferred buffer), so no
  * tensor handle ever does (native/src/tensor_table.h refuses one that does).
  */
 import type { MessagePort } from 'node:worker_threads';
@@ -65,7 +65,7 @@ export interface Timings {
 }
 
 export interface EmbedResult {
-  /** Row-major [inputs, width] float32. */
+  /** Row-major [inputs, width] float32: a view into the buffer its whole batch shares. */
   vectors: Float32Array;
   width: number;
   tokens: number;

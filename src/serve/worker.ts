@@ -175,15 +175,20 @@ function computeEmbed(batch: QueuedJob[]): void {
   });
   const inference = performance.now() - start;
   const width = vectors[0]?.length ?? 0;
+  // One buffer for the batch, each answer a view of its rows: the HTTP thread then frees one
+  // ArrayBuffer per batch, not one per request (their frees are part of its scavenges, and their
+  // external bytes bring on its mark-compacts, both pauses of its event loop).
+  const all = new Float32Array(rows.length * width);
+  vectors.forEach((v, i) => all.set(v, i * width));
   let k = 0;
   const answers = batch.map((item) => {
-    const out = new Float32Array(item.rows.length * width);
-    item.rows.forEach((_, i) => out.set(vectors[k++]!, i * width));
+    const mine = all.subarray(k * width, (k + item.rows.length) * width);
+    k += item.rows.length;
     const timings = { tokenization: item.tokenizationMs, queue: start - item.enqueuedAt, inference };
-    return { id: item.id, result: { vectors: out, width, tokens: item.tokens, timings } };
+    return { id: item.id, result: { vectors: mine, width, tokens: item.tokens, timings } };
   });
   const stats: BatchStats = { task: 'embed', rows: rows.length, requests: batch.length, tokens: rows.reduce((n, r) => n + r.length, 0), seconds: inference / 1000, passes };
-  post({ type: 'batch', stats, answers }, answers.map((a) => a.result.vectors.buffer as ArrayBuffer));
+  post({ type: 'batch', stats, answers }, [all.buffer]);
 }
 
 function computeRerank(batch: QueuedJob[]): void {
