@@ -2,22 +2,6 @@
 /** The `embtune` command line. Each subcommand is a thin layer over the library. */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { registerTokenize } from './tokenize.js';
-import { registerEmbed } from './embed.js';
-import { registerRerank } from './rerank.js';
-import { registerMine } from './mine.js';
-import { registerConvert } from './convert.js';
-import { registerTrain } from './train.js';
-import { registerPairs } from './pairs.js';
-import { registerInit } from './init.js';
-import { registerMerge } from './merge.js';
-import { registerServe } from './serve.js';
-import { registerFuse } from './fuse.js';
-import { registerEval } from './eval.js';
-import { registerPipeline } from './pipeline.js';
-import { registerIndex } from './index.js';
-import { registerSearch } from './search.js';
-import { registerAsk } from './ask.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -40,22 +24,37 @@ program
     if (report.checks.some((c) => !c.ok)) process.exitCode = 1;
   });
 
-registerTokenize(program);
-registerEmbed(program);
-registerRerank(program);
-registerMine(program);
-registerConvert(program);
-registerPairs(program);
-registerInit(program);
-registerTrain(program);
-registerMerge(program);
-registerServe(program, pkg.version);
-registerFuse(program);
-registerEval(program);
-registerPipeline(program);
-registerIndex(program);
-registerSearch(program);
-registerAsk(program);
+/**
+ * Each subcommand's module, loaded when needed: a command loads only its own module (and what it
+ * imports), so `embtune serve`'s HTTP thread does not hold training, merging, Parquet and Arrow
+ * code it never runs (a lighter heap is a shorter garbage collection of its event loop), and every
+ * command starts sooner. `--help`, `help` or an unknown name load them all, in this order.
+ */
+const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
+  tokenize: async () => (await import('./tokenize.js')).registerTokenize,
+  embed: async () => (await import('./embed.js')).registerEmbed,
+  rerank: async () => (await import('./rerank.js')).registerRerank,
+  mine: async () => (await import('./mine.js')).registerMine,
+  convert: async () => (await import('./convert.js')).registerConvert,
+  pairs: async () => (await import('./pairs.js')).registerPairs,
+  init: async () => (await import('./init.js')).registerInit,
+  train: async () => (await import('./train.js')).registerTrain,
+  merge: async () => (await import('./merge.js')).registerMerge,
+  serve: async () => {
+    const { registerServe } = await import('./serve.js');
+    return (p: Command) => registerServe(p, pkg.version);
+  },
+  fuse: async () => (await import('./fuse.js')).registerFuse,
+  eval: async () => (await import('./eval.js')).registerEval,
+  pipeline: async () => (await import('./pipeline.js')).registerPipeline,
+  index: async () => (await import('./index.js')).registerIndex,
+  search: async () => (await import('./search.js')).registerSearch,
+  ask: async () => (await import('./ask.js')).registerAsk,
+};
+
+const named = process.argv[2];
+const needed = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+for (const register of await Promise.all(needed.map((name) => COMMANDS[name]!()))) register(program);
 
 /**
  * ms-swift and HF users write `--learning_rate 6e-6`; every flag is also accepted that way
