@@ -182,14 +182,11 @@ export function registerServe(program: Command, version = '0.0.0'): void {
     .addOption(opt('--llm-api-key <key>', 'bearer key for --llm-url (default: OPENAI_API_KEY)'))
     .action(async (flags: ServeFlags) => {
       const options = await toOptions(flags);
+      const { openRagRoutes } = await import('../serve/routes/rag.js');
       const { DEFAULT_ROUTES } = await import('../serve/routes/index.js');
-      // The RAG routes (and LanceDB, Arrow) are loaded only when asked for: a lighter HTTP thread.
-      const wantsRag = flags.db !== undefined || flags.llmModelDir !== undefined || flags.llmUrl !== undefined;
-      const rag = !wantsRag
-        ? undefined
-        : await (await import('../serve/routes/rag.js')).openRagRoutes(flags, options).catch((err: Error) => {
-            throw new UsageError(err.message);
-          });
+      const rag = await openRagRoutes(flags, options).catch((err: Error) => {
+        throw new UsageError(err.message);
+      });
       const server = await startServer(options, { version, ...(rag ? { routes: [...DEFAULT_ROUTES, ...rag.routes] } : {}) }).catch((err: unknown) => {
         rag?.close();
         throw err;

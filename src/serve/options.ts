@@ -2,7 +2,6 @@
  * What `embtune serve` is told: models, limits, network, security. The limits keep TEI's names
  * and defaults (REFERENCE §15, TEI v1.9.3 `docs/source/en/cli_arguments.md`).
  */
-import { availableParallelism } from 'node:os';
 
 /** A LoRA adapter served under its own model id (`--adapter NAME=DIR`). */
 export interface AdapterSpec {
@@ -55,7 +54,7 @@ export interface ServeOptions {
   dtype: 'float32' | 'bfloat16';
   /** Where the models' weights live and their forwards run (`cpu`, `cuda:N`); checked before the worker starts. */
   device: string;
-  /** libtorch threads in the model worker (default: `defaultServeThreads()`). */
+  /** libtorch threads in the model worker (default: `defaultServeThreads()`, model_threads.ts). */
   threads: number | undefined;
   /**
    * Nice levels the model worker thread lowers its own scheduling priority by (Linux; 0: none), so
@@ -81,22 +80,6 @@ export const DEFAULT_LIMITS: ServeLimits = {
   batchSize: 32,
   rerankBatchSize: 8,
 };
-
-/** Threads the server keeps busy beside the model worker's: the HTTP thread and the tokenizer worker. */
-const SERVER_THREADS_BESIDE_MODEL = 2;
-
-/**
- * The model worker's libtorch threads when `--threads` is not given: EMBTUNE_NUM_THREADS, else
- * the cores less the two the server keeps busy beside it, at least one. Giving libtorch every core
- * (the engine's default for batch jobs) makes its OpenMP team wait for a core behind the HTTP and
- * tokenizer threads at every parallel op: on 2 cores (bench/serve, qwen3-tiny, --threads 2) it
- * served 173 requests/s batched and 116 one at a time, against about 1,200 and 240 with one thread.
- */
-export function defaultServeThreads(fromEnv = process.env.EMBTUNE_NUM_THREADS, cores = availableParallelism()): number {
-  const n = Number(fromEnv);
-  if (fromEnv !== undefined && Number.isInteger(n) && n > 0) return n;
-  return Math.max(1, cores - SERVER_THREADS_BESIDE_MODEL);
-}
 
 /** `--worker-nice`'s default: the model worker yields to the HTTP thread (and to other processes at the default priority). */
 export const DEFAULT_WORKER_NICE = 10;

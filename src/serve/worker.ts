@@ -16,7 +16,8 @@ import { getNumThreads, setNumThreads } from '../torch/index.js';
 import type { TokenIds } from '../tokenizers/index.js';
 import { BatchQueue, type Queued } from './batch_queue.js';
 import { lowerPriority } from './thread_priority.js';
-import { defaultServeThreads, tokenLimits } from './options.js';
+import { tokenLimits } from './options.js';
+import { defaultServeThreads } from './model_threads.js';
 import { Refusal, jobError } from './refusal.js';
 import type { BatchStats, FromWorker, LoadedModels, TokenizedEmbed, TokenizedJob, TokenizedRerank, ToModel, WorkerInit } from './protocol.js';
 

@@ -23,6 +23,7 @@ export {
   cpuHasBf16,
   blasNumThreads,
   defaultNumThreads,
+  threadsFromEnv,
   getNumThreads,
   libtorchPath,
   libtorchVersion,

@@ -49,10 +49,15 @@ export function setNumThreads(n: number): void {
   native.setNumThreads(n);
 }
 
+/** The positive integer `value` holds (default: EMBTUNE_NUM_THREADS, the count a user sets), else undefined. */
+export function threadsFromEnv(value = process.env.EMBTUNE_NUM_THREADS): number | undefined {
+  const n = Number(value);
+  return value !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
 /** The default: EMBTUNE_NUM_THREADS, else the cores this process may use. */
 export function defaultNumThreads(): number {
-  const fromEnv = Number(process.env.EMBTUNE_NUM_THREADS);
-  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism();
+  return threadsFromEnv() ?? availableParallelism();
 }
 
 /** Whether this CPU computes bfloat16 natively (AVX512_BF16 / AMX); bf16 works everywhere, but slowly without. */

@@ -8,9 +8,7 @@ import type { ChatModel } from '../../generate/types.js';
 import { WorkerChatModel } from '../chat_worker.js';
 import type { ServeOptions } from '../options.js';
 import type { RouteModule } from '../server.js';
-import { chatRoute } from './chat.js';
-import { pageRoute } from './page.js';
-import { openRagServing, searchRoute, type RagServing } from './search.js';
+import type { RagServing } from './search.js';
 
 export interface RagServeFlags {
   /** The index folder (embtune index --db). */
@@ -30,10 +28,6 @@ export interface RagRoutes {
   close(): void;
 }
 
-export function ragRoutes(serving: RagServing): RouteModule[] {
-  return [searchRoute(serving), chatRoute(serving), pageRoute(serving)];
-}
-
 /** The chat model the flags ask for (undefined: none). */
 export async function chatModelOf(flags: RagServeFlags, dtype: ServeOptions['dtype']): Promise<ChatModel | undefined> {
   if (flags.llmModelDir && flags.llmUrl) throw new Error('--llm-model-dir and --llm-url both given; choose one');
@@ -46,17 +40,22 @@ export async function chatModelOf(flags: RagServeFlags, dtype: ServeOptions['dty
   return undefined;
 }
 
-/** Opens the index and the chat model for a server with these options; undefined without --db. */
+/**
+ * Opens the index and the chat model for a server with these options; undefined without --db.
+ * The routes' modules (and with them LanceDB and Arrow) are loaded only then, so a server without
+ * an index keeps its HTTP thread's heap small.
+ */
 export async function openRagRoutes(flags: RagServeFlags, options: ServeOptions): Promise<RagRoutes | undefined> {
   if (!flags.db) {
     if (flags.llmModelDir || flags.llmUrl) throw new Error('--llm-model-dir / --llm-url answer from an index: give --db DIR too');
     return undefined;
   }
+  const [{ openRagServing, searchRoute }, { chatRoute }, { pageRoute }] = await Promise.all([import('./search.js'), import('./chat.js'), import('./page.js')]);
   const chat = await chatModelOf(flags, options.dtype);
   try {
     const serving = await openRagServing(flags.db, options.model, options.adapters, chat);
     return {
-      routes: ragRoutes(serving),
+      routes: [searchRoute(serving), chatRoute(serving), pageRoute(serving)],
       serving,
       close() {
         serving.chat?.dispose();

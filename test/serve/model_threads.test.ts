@@ -2,7 +2,7 @@
 // worker (at least one), unless EMBTUNE_NUM_THREADS says otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultServeThreads } from '../../src/serve/options.js';
+import { defaultServeThreads } from '../../src/serve/model_threads.js';
 
 test('without EMBTUNE_NUM_THREADS the model worker leaves two cores to the HTTP and tokenizer threads', () => {
   assert.equal(defaultServeThreads(undefined, 16), 14);
