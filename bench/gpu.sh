@@ -19,7 +19,9 @@
 #      a CPU PyTorch baseline), so they are not run here; instead the CLI is timed on cuda:0 and
 #      on the CPU with the same inputs: `embtune embed` of 512 AgriEval answers with a random
 #      model of Qwen3-Embedding-0.6B's exact shapes (written by bench/train.js --write-model),
-#      and 5 LoRA steps of `embtune train` on that model (batch 4 × (1 + 1 + 2) texts).
+#      and 5 LoRA steps of `embtune train` on that model (batch 4 × (1 + 1 + 2) texts);
+#   5. bench/serve on this machine's CPUs, 20 s phases, when 130 s of the budget are left: the
+#      server's event-loop lag where cores are not scarce (issue 11), beside an idle loop's.
 #
 # It never changes GPU settings: nvidia-smi is only asked to list the GPUs. Nothing is installed.
 # Where ../shared is missing (fixtures, AgriEval) the steps that need it are skipped and say so;
@@ -188,6 +190,18 @@ if ((HAVE_SHARED)) && [[ -f "$SHARED/data/zh_agri/agrieval/beir/corpus.jsonl" ]]
   fi
 else
   record SKIP timings "no AgriEval corpus under $SHARED/data"
+fi
+
+# ---------------------------------------------------------------- 5. serve's event-loop lag on this machine's cores
+# bench/serve on the CPU (issue 11): its < 20 ms lag target cannot be judged on the 2-core dev VM, where an
+# idle event loop alone reaches 13–21 ms; this machine's many cores can. Shorter phases fit the budget.
+if ((HAVE_SHARED)) && (($(left) >= 130)); then
+  if run serve_lag 130 "$NODE" dist/bench/serve.js --duration 20 --saturate-duration 5; then :; fi
+  TIMINGS+="serve (CPU, 20 s phases):"$'\n'"$(grep -E '^(batched|sequential)|throughput:|lag while' "$LOG/serve_lag" | sed 's/^/  /')"$'\n'
+elif ((HAVE_SHARED)); then
+  record SKIP serve_lag "under 130 s of the budget left"
+else
+  record SKIP serve_lag "no $SHARED/fixtures"
 fi
 
 FAILED=0
