@@ -293,11 +293,15 @@ function startLagProbe(): LagProbe {
   return {
     read: () =>
       new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('bench/serve: the lag probe did not answer within 5 s')), 5000);
-        child.once('message', (window) => {
+        const answer = (window: unknown) => {
           clearTimeout(timer);
           resolve(window as LagWindow);
-        });
+        };
+        const timer = setTimeout(() => {
+          child.off('message', answer);
+          reject(new Error('bench/serve: the lag probe did not answer within 5 s'));
+        }, 5000);
+        child.once('message', answer);
         child.send('read');
       }),
     stop: () => child.disconnect(),
