@@ -110,15 +110,24 @@ export async function loadTokenizer(folder: string): Promise<Tokenizer> {
   return build(p, c);
 }
 
+function readJsonSync(json: NonNullable<Plan['json']>): string {
+  const data = readFileSync(json.path);
+  return json.gzipped ? gunzipped(json.path, data) : data.toString('utf8');
+}
+
 /** `loadTokenizer` without the promise, for start-up code and scripts. */
 export function loadTokenizerSync(folder: string): Tokenizer {
   const p = plan(folder);
   const c: Contents = {};
-  if (p.json) {
-    const data = readFileSync(p.json.path);
-    c.json = { path: p.json.path, text: p.json.gzipped ? gunzipped(p.json.path, data) : data.toString('utf8') };
-  }
+  if (p.json) c.json = { path: p.json.path, text: readJsonSync(p.json) };
   if (p.vocab) c.vocab = { path: p.vocab, text: readFileSync(p.vocab, 'utf8') };
   if (p.config) c.config = { path: p.config, text: readFileSync(p.config, 'utf8') };
   return build(p, c);
+}
+
+/** `folder`'s tokenizer.json (or tokenizer.json.gz) as the JSON object it holds, found and read as loadTokenizerSync does. */
+export function readTokenizerJsonSync(folder: string): JsonObject {
+  const p = plan(folder);
+  if (!p.json) throw new Error(`no ${TOKENIZER_JSON} or ${TOKENIZER_JSON_GZ} in ${folder}`);
+  return parseJsonObject(readJsonSync(p.json), p.json.path);
 }

@@ -6,32 +6,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { Tokenizer as TokenizersJs } from '@huggingface/tokenizers';
 import { useFastByteLevel } from '../../src/tokenizers/byte_level.js';
+import { readTokenizerJsonSync } from '../../src/tokenizers/load.js';
 import { QWEN_MODEL, QWEN_TOKENIZER, qwenGoldens } from './fixtures.js';
 
 interface PreTokenizer {
   pre_tokenize_text(text: string, options?: unknown): string[];
 }
 
-function readTokenizerJson(folder: string): object {
-  const gz = join(folder, 'tokenizer.json.gz');
-  const bytes = (() => {
-    try {
-      return gunzipSync(readFileSync(gz));
-    } catch {
-      return readFileSync(join(folder, 'tokenizer.json'));
-    }
-  })();
-  return JSON.parse(bytes.toString('utf8')) as object;
-}
-
 /** The tokenizers.js Tokenizer of a fixture folder, and its ByteLevel pre-tokenizer. */
 function qwenByteLevel(folder: string): { hf: unknown; byteLevel: PreTokenizer } {
   const config = JSON.parse(readFileSync(join(folder, 'tokenizer_config.json'), 'utf8')) as object;
   const Hf = TokenizersJs as unknown as new (json: object, config: object) => { pre_tokenizer: { tokenizers: unknown[] } };
-  const hf = new Hf(readTokenizerJson(folder), config);
+  const hf = new Hf(readTokenizerJsonSync(folder), config);
   const byteLevel = hf.pre_tokenizer.tokenizers.find((t) => (typeof t === 'object' || typeof t === 'function') && t !== null && 'byte_encoder' in t) as unknown as PreTokenizer;
   return { hf, byteLevel };
 }
